@@ -1,0 +1,2 @@
+//! The `#[differentiable]` source transformation.
+#![forbid(unsafe_code)]

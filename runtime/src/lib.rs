@@ -1,0 +1,28 @@
+//! The runtime of [tapeless](https://docs.rs/tapeless): what the code written by
+//! `#[differentiable]` calls, and what its users need around it.
+//!
+//! * [`Differentiable`] and [`Tangent`]: what a gradient of a value is.
+//! * [`rules`]: one derivative rule per primitive operation, ordinary Rust,
+//!   each tested against finite differences.
+//! * [`stop_gradient`]: the identity with a zero derivative.
+
+pub mod rules;
+mod tangent;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use tangent::{Differentiable, IndexTangent, Tangent};
+
+/// `x` itself, with a zero derivative: inside a `#[differentiable]` function,
+/// gradients do not flow through `stop_gradient(x)` back to `x`.
+///
+/// ```
+/// use tapeless_runtime::stop_gradient;
+/// assert_eq!(stop_gradient(3.0), 3.0);
+/// ```
+#[inline(always)]
+pub fn stop_gradient<T>(x: T) -> T {
+    x
+}

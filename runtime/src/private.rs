@@ -1,0 +1,199 @@
+//! Support for the code `#[differentiable]` writes. Not a public API: names and
+//! signatures here change with the macro, which always matches this crate's
+//! version exactly.
+//!
+//! Generated code never calls a method on a value whose type rustc may not know
+//! yet; it calls the free functions below, so inference flows from the primal
+//! code the user wrote.
+
+#![doc(hidden)]
+
+pub use crate::rules;
+use crate::tangent::{Differentiable, IndexTangent, Tangent};
+use core::marker::PhantomData;
+
+/// Strips references: `prim(&x)` is `&f64` for `x: f64`, `x: &f64` or `x: &&f64`.
+pub trait Prim {
+    /// The value type behind any number of references.
+    type Target: ?Sized;
+    /// The value behind the references.
+    fn prim(&self) -> &Self::Target;
+}
+
+impl<T: Prim + ?Sized> Prim for &T {
+    type Target = T::Target;
+    #[inline(always)]
+    fn prim(&self) -> &T::Target {
+        (**self).prim()
+    }
+}
+
+impl<T: Prim + ?Sized> Prim for &mut T {
+    type Target = T::Target;
+    #[inline(always)]
+    fn prim(&self) -> &T::Target {
+        (**self).prim()
+    }
+}
+
+/// Implements [`Prim`] (the identity) for value types.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __impl_prim {
+    ($([$($gen:tt)*] $t:ty),* $(,)?) => {$(
+        impl<$($gen)*> $crate::__private::Prim for $t {
+            type Target = Self;
+            #[inline(always)]
+            fn prim(&self) -> &Self {
+                self
+            }
+        }
+    )*};
+}
+
+__impl_prim!(
+    [] f32, [] f64, [] i8, [] i16, [] i32, [] i64, [] i128, [] isize, [] u8, [] u16, [] u32,
+    [] u64, [] u128, [] usize, [] bool, [T] [T], [T] Vec<T>, [T, const N: usize] [T; N],
+    [A] (A,), [A, B] (A, B), [A, B, C] (A, B, C), [A, B, C, D] (A, B, C, D),
+);
+
+/// The value behind any number of references.
+#[inline(always)]
+pub fn prim<T: Prim + ?Sized>(x: &T) -> &T::Target {
+    x.prim()
+}
+
+/// Values whose shape a derivative rule may need without needing the value:
+/// the shape is `()` for scalars, so saving it inside a loop costs nothing.
+pub trait Shaped {
+    /// What must be kept to rebuild a gradient of the right shape.
+    type Shape: Clone;
+    /// The shape of `self`.
+    fn shape(&self) -> Self::Shape;
+}
+
+impl Shaped for f32 {
+    type Shape = ();
+    #[inline(always)]
+    fn shape(&self) {}
+}
+
+impl Shaped for f64 {
+    type Shape = ();
+    #[inline(always)]
+    fn shape(&self) {}
+}
+
+/// The shape of a value of type `T`, typed by `T` so rules can be selected from it.
+pub struct ShapeOf<T: Shaped + ?Sized>(pub T::Shape, PhantomData<fn() -> T>);
+
+impl<T: Shaped + ?Sized> Clone for ShapeOf<T> {
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        ShapeOf(self.0.clone(), PhantomData)
+    }
+}
+
+impl<T: Shaped + ?Sized> ShapeOf<T> {
+    /// Wraps a shape.
+    #[inline(always)]
+    pub fn new(shape: T::Shape) -> Self {
+        ShapeOf(shape, PhantomData)
+    }
+}
+
+/// The shape of `x`.
+#[inline(always)]
+pub fn shape_of<T: Shaped + ?Sized>(x: &T) -> ShapeOf<T> {
+    ShapeOf(x.shape(), PhantomData)
+}
+
+/// The shapeless zero of a tangent type.
+#[inline(always)]
+pub fn zero<T: Tangent>() -> T {
+    T::zero()
+}
+
+/// A zero gradient shaped like `x`.
+#[inline(always)]
+pub fn zero_like<T: Differentiable + ?Sized>(x: &T) -> T::Tangent {
+    x.zero_tangent()
+}
+
+/// `*dst += src`.
+#[inline(always)]
+pub fn acc<T: Tangent>(dst: &mut T, src: T) {
+    dst.accumulate(src)
+}
+
+/// Moves the gradient out of `dst`, leaving zero.
+#[inline(always)]
+pub fn take<T: Tangent>(dst: &mut T) -> T {
+    core::mem::replace(dst, T::zero())
+}
+
+/// The `i`-th element of a gradient container.
+#[inline(always)]
+pub fn elem_mut<V: IndexTangent + ?Sized>(v: &mut V, i: usize) -> &mut V::Elem {
+    v.elem_mut(i)
+}
+
+/// A copy of a value the reverse sweep reads after the primal has moved on.
+#[inline(always)]
+pub fn save<T: Clone>(x: &T) -> T {
+    x.clone()
+}
+
+/// A new typed stack with room for `n` values.
+#[inline(always)]
+pub fn stack<T>(n: usize) -> Vec<T> {
+    Vec::with_capacity(n)
+}
+
+/// Pops what the forward sweep pushed. The reverse sweep pops exactly what the
+/// forward sweep pushed, so an empty stack is a bug in tapeless.
+#[inline(always)]
+pub fn pop<T>(s: &mut Vec<T>) -> T {
+    match s.pop() {
+        Some(v) => v,
+        None => unreachable!("tapeless: the reverse sweep popped an empty stack"),
+    }
+}
+
+/// Takes the value a branch outside any loop saved for the reverse sweep.
+#[inline(always)]
+pub fn unslot<T>(s: &mut Option<T>) -> T {
+    match s.take() {
+        Some(v) => v,
+        None => unreachable!("tapeless: the reverse sweep read an empty slot"),
+    }
+}
+
+/// The gradient slot of a parameter that is not differentiated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoGrad;
+
+/// Adds the gradient a callee returned for one argument to the caller's adjoint.
+/// A `NoGrad` (the callee does not differentiate that parameter) adds nothing.
+pub trait AccFrom<G> {
+    /// `*self += g`.
+    fn acc_from(&mut self, g: G);
+}
+
+impl<T: Tangent> AccFrom<T> for T {
+    #[inline(always)]
+    fn acc_from(&mut self, g: T) {
+        self.accumulate(g)
+    }
+}
+
+impl<T: Tangent> AccFrom<NoGrad> for T {
+    #[inline(always)]
+    fn acc_from(&mut self, _: NoGrad) {}
+}
+
+/// `*dst += g` for a callee's gradient slot.
+#[inline(always)]
+pub fn acc_from<T: AccFrom<G>, G>(dst: &mut T, g: G) {
+    dst.acc_from(g)
+}

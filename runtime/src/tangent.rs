@@ -1,0 +1,231 @@
+//! Tangent spaces: what a gradient of a value is, and how gradients add up.
+//!
+//! Two traits carry the whole calculus of the generated code:
+//!
+//! * [`Differentiable`] is implemented by every type that can be an active
+//!   input or output of a `#[differentiable]` function. It names the type of
+//!   its gradient (`Tangent`) and builds a zero gradient of the right shape.
+//! * [`Tangent`] is implemented by gradient types. It has a *shapeless* zero
+//!   (an additive identity that needs no value to build, so generated code can
+//!   declare an adjoint before it knows the shape of the value) and an in-place
+//!   accumulation.
+//!
+//! A `Vec` tangent uses the empty vector as its shapeless zero, the way Swift's
+//! `Array.TangentVector` does: a shorter vector stands for one padded with zeros,
+//! and accumulation grows the shorter side. Gradients handed to users are always
+//! full length, because the generated code starts parameter gradients from
+//! [`Differentiable::zero_tangent`].
+
+/// A type whose values can be differentiated: the inputs and outputs of
+/// `#[differentiable]` functions.
+///
+/// `f32` and `f64` are their own tangents; `[T]` and `Vec<T>` have `Vec<T::Tangent>`,
+/// `[T; N]` has `[T::Tangent; N]`, tuples are element-wise.
+pub trait Differentiable {
+    /// The type of a gradient (cotangent) of a value of this type.
+    type Tangent: Tangent;
+    /// A zero gradient with the shape of `self` (a `Vec` of `self.len()` zeros, ...).
+    fn zero_tangent(&self) -> Self::Tangent;
+}
+
+/// A gradient type: a vector space with a zero that needs no shape.
+pub trait Tangent: Sized {
+    /// The additive identity. For shaped types this may be an empty value that
+    /// acts as zero under [`Tangent::accumulate`].
+    fn zero() -> Self;
+    /// `self += other`.
+    fn accumulate(&mut self, other: Self);
+}
+
+/// Gradient containers that can be indexed, so `x[i]` can send its gradient to
+/// the `i`-th element of `x`'s gradient.
+pub trait IndexTangent {
+    /// The tangent of one element.
+    type Elem: Tangent;
+    /// The `i`-th element's tangent, growing a shorter (partly zero) tangent as needed.
+    fn elem_mut(&mut self, i: usize) -> &mut Self::Elem;
+}
+
+macro_rules! float_tangent {
+    ($($t:ty),*) => {$(
+        impl Differentiable for $t {
+            type Tangent = $t;
+            #[inline(always)]
+            fn zero_tangent(&self) -> $t {
+                0.0
+            }
+        }
+        impl Tangent for $t {
+            #[inline(always)]
+            fn zero() -> $t {
+                0.0
+            }
+            #[inline(always)]
+            fn accumulate(&mut self, other: $t) {
+                *self += other;
+            }
+        }
+    )*};
+}
+float_tangent!(f32, f64);
+
+/// The tangent of something with no derivative: `()` carries no information.
+impl Tangent for () {
+    #[inline(always)]
+    fn zero() {}
+    #[inline(always)]
+    fn accumulate(&mut self, _other: ()) {}
+}
+
+impl<T: Differentiable + ?Sized> Differentiable for &T {
+    type Tangent = T::Tangent;
+    #[inline(always)]
+    fn zero_tangent(&self) -> T::Tangent {
+        (**self).zero_tangent()
+    }
+}
+
+impl<T: Differentiable + ?Sized> Differentiable for &mut T {
+    type Tangent = T::Tangent;
+    #[inline(always)]
+    fn zero_tangent(&self) -> T::Tangent {
+        (**self).zero_tangent()
+    }
+}
+
+impl<T: Differentiable> Differentiable for [T] {
+    type Tangent = Vec<T::Tangent>;
+    fn zero_tangent(&self) -> Vec<T::Tangent> {
+        self.iter().map(T::zero_tangent).collect()
+    }
+}
+
+impl<T: Differentiable> Differentiable for Vec<T> {
+    type Tangent = Vec<T::Tangent>;
+    fn zero_tangent(&self) -> Vec<T::Tangent> {
+        self.as_slice().zero_tangent()
+    }
+}
+
+impl<T: Differentiable, const N: usize> Differentiable for [T; N] {
+    type Tangent = [T::Tangent; N];
+    fn zero_tangent(&self) -> [T::Tangent; N] {
+        core::array::from_fn(|i| self[i].zero_tangent())
+    }
+}
+
+impl<T: Tangent> Tangent for Vec<T> {
+    #[inline]
+    fn zero() -> Self {
+        Vec::new()
+    }
+    fn accumulate(&mut self, other: Self) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let mut other = other.into_iter();
+        for (a, b) in self.iter_mut().zip(other.by_ref()) {
+            a.accumulate(b);
+        }
+        self.extend(other);
+    }
+}
+
+impl<T: Tangent> IndexTangent for Vec<T> {
+    type Elem = T;
+    #[inline]
+    fn elem_mut(&mut self, i: usize) -> &mut T {
+        if i >= self.len() {
+            self.resize_with(i + 1, T::zero);
+        }
+        &mut self[i]
+    }
+}
+
+impl<T: Tangent, const N: usize> Tangent for [T; N] {
+    #[inline]
+    fn zero() -> Self {
+        core::array::from_fn(|_| T::zero())
+    }
+    #[inline]
+    fn accumulate(&mut self, other: Self) {
+        for (a, b) in self.iter_mut().zip(other) {
+            a.accumulate(b);
+        }
+    }
+}
+
+impl<T: Tangent, const N: usize> IndexTangent for [T; N] {
+    type Elem = T;
+    #[inline(always)]
+    fn elem_mut(&mut self, i: usize) -> &mut T {
+        &mut self[i]
+    }
+}
+
+macro_rules! tuple_tangent {
+    ($(($($name:ident $idx:tt),+))*) => {$(
+        impl<$($name: Differentiable),+> Differentiable for ($($name,)+) {
+            type Tangent = ($($name::Tangent,)+);
+            #[inline]
+            fn zero_tangent(&self) -> Self::Tangent {
+                ($(self.$idx.zero_tangent(),)+)
+            }
+        }
+        impl<$($name: Tangent),+> Tangent for ($($name,)+) {
+            #[inline]
+            fn zero() -> Self {
+                ($($name::zero(),)+)
+            }
+            #[inline]
+            fn accumulate(&mut self, other: Self) {
+                $(self.$idx.accumulate(other.$idx);)+
+            }
+        }
+    )*};
+}
+tuple_tangent! {
+    (A 0)
+    (A 0, B 1)
+    (A 0, B 1, C 2)
+    (A 0, B 1, C 2, D 3)
+    (A 0, B 1, C 2, D 3, E 4)
+    (A 0, B 1, C 2, D 3, E 4, F 5)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vec_zero_is_shapeless_and_grows() {
+        let mut g: Vec<f64> = Tangent::zero();
+        g.accumulate(vec![1.0, 2.0]);
+        assert_eq!(g, vec![1.0, 2.0]);
+        g.accumulate(vec![0.5]);
+        assert_eq!(g, vec![1.5, 2.0]);
+        g.accumulate(vec![0.0, 0.0, 3.0]);
+        assert_eq!(g, vec![1.5, 2.0, 3.0]);
+        *g.elem_mut(5) += 1.0;
+        assert_eq!(g, vec![1.5, 2.0, 3.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn zero_tangent_has_the_shape_of_the_value() {
+        assert_eq!([1.0f32, 2.0].zero_tangent(), [0.0, 0.0]);
+        assert_eq!(vec![vec![1.0f64; 2]; 3].zero_tangent(), vec![vec![0.0; 2]; 3]);
+        assert_eq!((1.0f64, [2.0f32; 1]).zero_tangent(), (0.0, [0.0]));
+        let s: &[f64] = &[1.0, 2.0, 3.0];
+        assert_eq!(s.zero_tangent().len(), 3);
+    }
+
+    #[test]
+    fn tuples_and_arrays_accumulate_elementwise() {
+        let mut a = (1.0f64, [1.0f64, 2.0]);
+        a.accumulate((2.0, [3.0, 4.0]));
+        assert_eq!(a, (3.0, [4.0, 6.0]));
+    }
+}
