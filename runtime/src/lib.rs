@@ -8,6 +8,7 @@
 
 pub mod rules;
 mod tangent;
+pub mod tensor;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -1,0 +1,2 @@
+//! Matmul benches (being written).
+fn main() {}

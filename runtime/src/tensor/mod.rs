@@ -1,0 +1,1 @@
+//! N-dimensional `f32` tensors (being written).
