@@ -197,3 +197,13 @@ impl<T: Tangent> AccFrom<NoGrad> for T {
 pub fn acc_from<T: AccFrom<G>, G>(dst: &mut T, g: G) {
     dst.acc_from(g)
 }
+
+/// The sum of the tangents in `it` (the gradient of `[x; N]` / `vec![x; n]` with respect to `x`).
+#[inline]
+pub fn sum_tangents<T: Tangent, I: IntoIterator<Item = T>>(it: I) -> T {
+    let mut s = T::zero();
+    for t in it {
+        s.accumulate(t);
+    }
+    s
+}

@@ -1,0 +1,871 @@
+//! Phase 4: the forward sweep (the primal, saving what the reverse sweep reads)
+//! and the reverse sweep (adjoint accumulation in reverse order).
+//!
+//! The chain rule lives here and only here: for `y = op(a, b)` the reverse
+//! sweep adds `rule_a(reads, dy)` to `a`'s adjoint and `rule_b(reads, dy)` to
+//! `b`'s, where the rules come from the runtime's table.
+//!
+//! Values the reverse sweep reads are *saved at the point of use* unless they
+//! are stable (see `analyse`). Control flow is replayed from records: trip
+//! counts per loop execution, which `break` ended a loop, which `continue`
+//! ended an iteration, which `return` ended the function. A statement after
+//! one that may have left its block early is reversed only if it ran.
+//!
+//! Before / after (reverse of one statement inside a loop):
+//! ```text
+//! h = (__t2).tanh();        // forward: h = __t2.tanh(); __s3.push(save(&h));
+//!                           // reverse: let __s3 = pop(&mut __s3);
+//!                           //          let __d4 = take(&mut __d_h);
+//!                           //          acc(&mut __d___t2, Tanh::d_x(prim(&__s3), &__d4));
+//! ```
+
+use crate::analyse::{partial_reads, walk, Analysis};
+use crate::emit::{emit_atom, emit_expr, emit_place_bare, emit_place_read, pullback_name};
+use crate::ir::*;
+use crate::rules::{self, Operand, RuleKind};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::HashMap;
+
+/// How a read is passed in reverse code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum ReadKind {
+    /// `prim(&x)`: a rule operand.
+    Value,
+    /// `&shape_of(prim(&x))`.
+    Shape,
+    /// `x` by value: an integer, a bool, an index.
+    Plain,
+    /// An argument of a pullback call: the atom with its `&`/`*`, owned.
+    CallArg,
+}
+
+#[derive(Default)]
+struct Plan {
+    pre: Vec<TokenStream>,
+    post: Vec<TokenStream>,
+    restores: Vec<TokenStream>,
+    reads: HashMap<(String, ReadKind), TokenStream>,
+}
+
+pub struct Gen<'b> {
+    body: &'b Body,
+    an: &'b Analysis,
+    /// Declarations at the top of the generated function.
+    pub top: Vec<TokenStream>,
+    plans: HashMap<StmtId, Plan>,
+    n_slots: usize,
+    /// Stack slots saved directly in a region (to reserve before its loop).
+    region_stacks: HashMap<RegionId, Vec<Ident>>,
+    stable: Vec<bool>,
+    n_tmp: usize,
+}
+
+const P: &str = "::tapeless::__private";
+
+fn private() -> TokenStream {
+    P.parse().unwrap()
+}
+
+impl<'b> Gen<'b> {
+    pub fn new(body: &'b Body, an: &'b Analysis) -> Self {
+        let mut moved = vec![false; body.vars.len()];
+        let bare = |a: &Atom, moved: &mut Vec<bool>| {
+            if let Atom::Place(p) = a {
+                if p.proj.is_empty() && !p.wrap.contains(&Wrap::Ref) {
+                    moved[p.root] = true;
+                }
+            }
+        };
+        walk(&body.block.stmts, &mut |s| match s {
+            Stmt::Let { value: Some(e), .. } | Stmt::Assign { value: e, .. } => match e {
+                Expr::Atom(a) | Expr::Repeat(a, _) | Expr::VecRepeat(a, _) => bare(a, &mut moved),
+                Expr::Call { args, .. } => args.iter().for_each(|a| bare(a, &mut moved)),
+                Expr::Tuple(v) | Expr::Array(v) | Expr::VecList(v) => v.iter().for_each(|a| bare(a, &mut moved)),
+                _ => {}
+            },
+            Stmt::Tail(a) | Stmt::Return(_, a) => bare(a, &mut moved),
+            _ => {}
+        });
+        let stable = body
+            .vars
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let in_scope = v.kind == VarKind::Param || (v.region == 0 && !body.has_return);
+                in_scope && !v.reassigned && !moved[i]
+            })
+            .collect();
+        Gen {
+            body,
+            an,
+            top: Vec::new(),
+            plans: HashMap::new(),
+            n_slots: 0,
+            region_stacks: HashMap::new(),
+            stable,
+            n_tmp: 0,
+        }
+    }
+
+    fn var(&self, v: VarId) -> &Ident {
+        &self.body.vars[v].name
+    }
+
+    fn adj_name(&self, v: VarId) -> Ident {
+        let name = self.body.vars[v].name.to_string();
+        match name.strip_prefix("__") {
+            Some(temp) => format_ident!("__d{}", temp),
+            None => format_ident!("__d_{}", name),
+        }
+    }
+
+    fn tmp(&mut self) -> Ident {
+        self.n_tmp += 1;
+        format_ident!("__g{}", self.n_tmp)
+    }
+
+    fn atom_stable(&self, a: &Atom) -> bool {
+        match a {
+            Atom::Place(p) => {
+                self.stable[p.root]
+                    && p.proj.iter().all(|pr| match pr {
+                        Proj::Field(_) => true,
+                        Proj::Index(i) => self.atom_stable(i),
+                    })
+            }
+            _ => true,
+        }
+    }
+
+    // ------------------------------------------------------------ saving
+
+    /// Makes `a` readable by the reverse code of statement `id` (in `region`),
+    /// saving it before (`post == false`) or after the statement.
+    fn read(&mut self, id: StmtId, region: RegionId, a: &Atom, kind: ReadKind, post: bool) -> TokenStream {
+        let pv = private();
+        let bare = match a {
+            Atom::Place(p) => emit_place_bare(&self.body.vars, p),
+            other => emit_atom(&self.body.vars, other),
+        };
+        let key = (format!("{bare}{post}"), kind);
+        if let Some(t) = self.plans.get(&id).and_then(|p| p.reads.get(&key)) {
+            return t.clone();
+        }
+        let with_wraps = |base: TokenStream, a: &Atom| -> TokenStream {
+            let mut t = base;
+            if let Atom::Place(p) = a {
+                for w in &p.wrap {
+                    t = match w {
+                        Wrap::Ref => quote!(&#t),
+                        Wrap::Deref => quote!(*#t),
+                    };
+                }
+            }
+            t
+        };
+        let out = if self.atom_stable(a) && !(post && kind != ReadKind::Value) {
+            match kind {
+                ReadKind::Value => quote!(#pv::prim(&#bare)),
+                ReadKind::Shape => quote!(&#pv::shape_of(#pv::prim(&#bare))),
+                ReadKind::Plain => bare.clone(),
+                ReadKind::CallArg => match a {
+                    Atom::Place(p) if p.wrap.is_empty() => quote!(#pv::save(&#bare)),
+                    _ => emit_atom(&self.body.vars, a),
+                },
+            }
+        } else {
+            let slot = format_ident!("__s{}", self.n_slots);
+            self.n_slots += 1;
+            let saved = match kind {
+                ReadKind::Shape => quote!(#pv::shape_of(#pv::prim(&#bare))),
+                _ => quote!(#pv::save(&#bare)),
+            };
+            let in_top = region == 0 && !self.body.has_return;
+            let (save, restore) = if in_top {
+                (quote!(let #slot = #saved;), None)
+            } else if self.body.regions[region].loop_depth == 0 {
+                self.top.push(quote!(let mut #slot = ::core::option::Option::None;));
+                (
+                    quote!(#slot = ::core::option::Option::Some(#saved);),
+                    Some(quote!(let #slot = #pv::unslot(&mut #slot);)),
+                )
+            } else {
+                self.top.push(quote!(let mut #slot = ::std::vec::Vec::new();));
+                self.region_stacks.entry(region).or_default().push(slot.clone());
+                (quote!(#slot.push(#saved);), Some(quote!(let #slot = #pv::pop(&mut #slot);)))
+            };
+            let plan = self.plans.entry(id).or_default();
+            if post {
+                plan.post.push(save);
+            } else {
+                plan.pre.push(save);
+            }
+            plan.restores.extend(restore);
+            match kind {
+                ReadKind::Value => quote!(#pv::prim(&#slot)),
+                ReadKind::Shape => quote!(&#slot),
+                ReadKind::Plain => quote!(#slot),
+                ReadKind::CallArg => with_wraps(quote!(#slot), a),
+            }
+        };
+        self.plans.entry(id).or_default().reads.insert(key, out.clone());
+        out
+    }
+
+    /// The adjoint of a place, as `&mut` tangent; reads its indices.
+    fn adj_mut(&mut self, id: StmtId, region: RegionId, p: &Place) -> TokenStream {
+        let pv = private();
+        let mut l = {
+            let d = self.adj_name(p.root);
+            quote!(#d)
+        };
+        for proj in &p.proj {
+            l = match proj {
+                Proj::Field(m) => quote!(#l.#m),
+                Proj::Index(i) => {
+                    let i = self.read(id, region, i, ReadKind::Plain, false);
+                    quote!((*#pv::elem_mut(&mut #l, #i)))
+                }
+            };
+        }
+        quote!(&mut #l)
+    }
+
+    fn active_place<'a>(&self, a: &'a Atom) -> Option<&'a Place> {
+        match a {
+            Atom::Place(p) if self.an.active(p.root) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Plans the reverse code of `y = e` (`out`: the place holding `y`) and
+    /// returns it; saves go into the statement's plan.
+    fn rev_expr(&mut self, id: StmtId, region: RegionId, e: &Expr, out: Option<&Atom>, d: &Ident) -> TokenStream {
+        let pv = private();
+        let mut code = TokenStream::new();
+        match e {
+            Expr::Atom(a) => {
+                if let Some(p) = self.active_place(a) {
+                    let adj = self.adj_mut(id, region, p);
+                    code.extend(quote!(#pv::acc(#adj, #d);));
+                }
+            }
+            Expr::Binary(..) | Expr::Neg(_) | Expr::Method { .. } | Expr::Cast(..) => {
+                let (operands, trait_name, cast_ty): (Vec<&Atom>, &str, Option<&syn::Type>) = match e {
+                    Expr::Binary(op, l, r) => (vec![l, r], trait_of(rules::binary(*op)), None),
+                    Expr::Neg(x) => (vec![x], "NegOp", None),
+                    Expr::Cast(x, ty) => (vec![x], "CastTo", Some(ty)),
+                    Expr::Method { rule, recv, args, .. } => {
+                        let mut v = vec![recv];
+                        v.extend(args.iter());
+                        (v, trait_of(rule), None)
+                    }
+                    _ => unreachable!(),
+                };
+                let tr = Ident::new(trait_name, Span::call_site());
+                for (k, reads) in partial_reads(e) {
+                    let Some(target) = self.active_place(operands[k]) else {
+                        continue;
+                    };
+                    let method = partial_method(e, k);
+                    let mut args = Vec::new();
+                    for r in reads {
+                        args.push(match *r {
+                            Operand::Value(j) => self.read(id, region, operands[j], ReadKind::Value, false),
+                            Operand::Shape(j) => self.read(id, region, operands[j], ReadKind::Shape, false),
+                            Operand::Int(j) => self.read(id, region, operands[j], ReadKind::Plain, false),
+                            Operand::Out => self.read(id, region, out.expect("rule reads the output"), ReadKind::Value, true),
+                            Operand::D => quote!(&#d),
+                        });
+                    }
+                    let path = match cast_ty {
+                        Some(ty) => quote!(<_ as #pv::rules::#tr<#ty>>::#method),
+                        None => quote!(#pv::rules::#tr::#method),
+                    };
+                    let adj = self.adj_mut(id, region, target);
+                    code.extend(quote!(#pv::acc(#adj, #path(#(#args),*));));
+                }
+            }
+            Expr::Tuple(xs) | Expr::Array(xs) => {
+                let names: Vec<Ident> = (0..xs.len()).map(|_| self.tmp()).collect();
+                let destructure = if matches!(e, Expr::Tuple(_)) {
+                    quote!(let (#(#names,)*) = #d;)
+                } else {
+                    quote!(let [#(#names),*] = #d;)
+                };
+                code.extend(destructure);
+                for (x, n) in xs.iter().zip(&names) {
+                    if let Some(p) = self.active_place(x) {
+                        let adj = self.adj_mut(id, region, p);
+                        code.extend(quote!(#pv::acc(#adj, #n);));
+                    }
+                }
+            }
+            Expr::VecList(xs) => {
+                let v = self.tmp();
+                code.extend(quote!(let mut #v = #d;));
+                for (k, x) in xs.iter().enumerate() {
+                    if let Some(p) = self.active_place(x) {
+                        let adj = self.adj_mut(id, region, p);
+                        code.extend(quote!(#pv::acc(#adj, #pv::take(#pv::elem_mut(&mut #v, #k)));));
+                    }
+                }
+            }
+            Expr::Repeat(x, _) | Expr::VecRepeat(x, _) => {
+                if let Some(p) = self.active_place(x) {
+                    let adj = self.adj_mut(id, region, p);
+                    code.extend(quote!(#pv::acc(#adj, #pv::sum_tangents(#d));));
+                }
+            }
+            Expr::Call { callee, args, span } => {
+                let rev_args: Vec<TokenStream> = args
+                    .iter()
+                    .map(|a| self.read(id, region, a, ReadKind::CallArg, false))
+                    .collect();
+                let g = self.tmp();
+                let call = match callee {
+                    Callee::Path(path) => {
+                        let mut path = path.clone();
+                        let last = path.segments.last_mut().unwrap();
+                        last.ident = pullback_name(&last.ident);
+                        quote::quote_spanned!(*span=> #path(#(#rev_args,)* #d))
+                    }
+                    Callee::Method(m) => {
+                        let m = pullback_name(m);
+                        let recv = &rev_args[0];
+                        let rest = &rev_args[1..];
+                        quote::quote_spanned!(*span=> #recv.#m(#(#rest,)* #d))
+                    }
+                };
+                code.extend(quote!(let (_, #g) = #call;));
+                for (k, a) in args.iter().enumerate() {
+                    if let Some(p) = self.active_place(a) {
+                        let k = syn::Index::from(k);
+                        let adj = self.adj_mut(id, region, p);
+                        code.extend(quote!(#pv::acc_from(#adj, #g.#k);));
+                    }
+                }
+            }
+            Expr::StopGradient(..) | Expr::Opaque { .. } => {}
+        }
+        code
+    }
+
+    // ------------------------------------------------------------ forward
+
+    pub fn forward_block(&mut self, b: &Block) -> TokenStream {
+        let mut out = TokenStream::new();
+        for s in &b.stmts {
+            out.extend(self.forward_stmt(s, b.region));
+        }
+        out
+    }
+
+    fn forward_stmt(&mut self, s: &Stmt, region: RegionId) -> TokenStream {
+        let vars = &self.body.vars;
+        match s {
+            Stmt::Let {
+                id,
+                pat,
+                mutable,
+                ty,
+                value,
+                ..
+            } => {
+                if self.an.has_rev.contains(id) {
+                    self.plan_let(*id, region, pat, value.as_ref().unwrap());
+                }
+                let pat_t = emit_pat(vars, pat);
+                let m = if *mutable { quote!(mut) } else { quote!() };
+                let ty = ty.as_ref().map(|t| quote!(: #t));
+                let init = value.as_ref().map(|v| {
+                    let e = emit_expr(vars, v);
+                    quote!(= #e)
+                });
+                let stmt = quote!(let #m #pat_t #ty #init;);
+                self.wrap_saves(*id, stmt)
+            }
+            Stmt::Assign {
+                id,
+                place,
+                value,
+                compound,
+                ..
+            } => {
+                if self.an.has_rev.contains(id) {
+                    self.plan_assign(*id, region, place, value);
+                }
+                let lhs = emit_place_read(vars, place);
+                let stmt = match (compound, value) {
+                    (Some(op), Expr::Binary(_, _, rhs)) => {
+                        let rhs = emit_atom(vars, rhs);
+                        match op {
+                            BinOp::Add => quote!(#lhs += #rhs;),
+                            BinOp::Sub => quote!(#lhs -= #rhs;),
+                            BinOp::Mul => quote!(#lhs *= #rhs;),
+                            BinOp::Div => quote!(#lhs /= #rhs;),
+                        }
+                    }
+                    _ => {
+                        let e = emit_expr(vars, value);
+                        quote!(#lhs = #e;)
+                    }
+                };
+                self.wrap_saves(*id, stmt)
+            }
+            Stmt::If { id, cond, then, els } => {
+                if self.an.has_rev.contains(id) {
+                    self.read(*id, region, cond, ReadKind::Plain, false);
+                }
+                let c = emit_atom(&self.body.vars, cond);
+                let t = self.forward_block(then);
+                let e = self.forward_block(els);
+                let stmt = if els.stmts.is_empty() {
+                    quote!(if #c { #t })
+                } else {
+                    quote!(if #c { #t } else { #e })
+                };
+                self.wrap_saves(*id, stmt)
+            }
+            Stmt::Loop {
+                id,
+                lp,
+                head,
+                body,
+                label,
+            } => self.forward_loop(*id, *lp, head, body, label.as_ref()),
+            Stmt::Break(e, lp) => {
+                let rec = if self.an.loop_rev[*lp] {
+                    let n = (*e + 1) as u32;
+                    let b = format_ident!("__b{}", lp);
+                    if self.loop_parent_depth(*lp) == 0 {
+                        quote!(#b = #n;)
+                    } else {
+                        let k = format_ident!("__kb{}", lp);
+                        quote!(#b[#k] = #n;)
+                    }
+                } else {
+                    quote!()
+                };
+                let label = self.label_of(*lp, region);
+                quote!(#rec break #label;)
+            }
+            Stmt::Continue(e, lp) => {
+                let rec = if self.an.loop_rev[*lp] {
+                    let n = (*e + 1) as u32;
+                    let c = format_ident!("__c{}", lp);
+                    let k = format_ident!("__kc{}", lp);
+                    quote!(#c[#k] = #n;)
+                } else {
+                    quote!()
+                };
+                let label = self.label_of(*lp, region);
+                quote!(#rec continue #label;)
+            }
+            Stmt::Return(e, a) => {
+                let n = (*e + 1) as u32;
+                let v = emit_atom(&self.body.vars, a);
+                quote!({ __ret = #n; break '__body #v; })
+            }
+            Stmt::Tail(_) => quote!(),
+            Stmt::Opaque(t) => t.clone(),
+        }
+    }
+
+    /// `break` and `continue` name their loop when it is not the innermost.
+    fn label_of(&self, lp: LoopId, region: RegionId) -> TokenStream {
+        let innermost = self.body.regions[region].loops.last().copied();
+        if innermost == Some(lp) {
+            quote!()
+        } else {
+            let l = loop_label(lp);
+            quote!(#l)
+        }
+    }
+
+    fn loop_is_target_of_labeled_exit(&self, lp: LoopId) -> bool {
+        let mut found = false;
+        walk(&self.body.block.stmts, &mut |s| {
+            if let Stmt::Break(_, l) | Stmt::Continue(_, l) = s {
+                if *l == lp {
+                    found = true;
+                }
+            }
+        });
+        found
+    }
+
+    /// A `break`/`continue` inside a loop nested in `lp` targets `lp`.
+    fn has_inner_exit(&self, lp: LoopId) -> bool {
+        self.body.exits.iter().any(|e| {
+            e.target == Some(lp) && e.loops.last() != Some(&lp)
+        })
+    }
+
+    fn loop_parent_depth(&self, lp: LoopId) -> usize {
+        self.body.loops[lp].outer.len()
+    }
+
+    fn wrap_saves(&mut self, id: StmtId, stmt: TokenStream) -> TokenStream {
+        match self.plans.get(&id) {
+            None => stmt,
+            Some(p) => {
+                let (pre, post) = (&p.pre, &p.post);
+                quote!(#(#pre)* #stmt #(#post)*)
+            }
+        }
+    }
+
+    fn forward_loop(&mut self, id: StmtId, lp: LoopId, head: &LoopHead, body: &Block, label: Option<&syn::Lifetime>) -> TokenStream {
+        let rev = self.an.loop_rev[lp];
+        let info = &self.body.loops[lp];
+        let nested = !info.outer.is_empty();
+        let n = format_ident!("__n{}", lp);
+        let b = format_ident!("__b{}", lp);
+        let c = format_ident!("__c{}", lp);
+        let kn = format_ident!("__kn{}", lp);
+        let kb = format_ident!("__kb{}", lp);
+        let kc = format_ident!("__kc{}", lp);
+        let mut pre = TokenStream::new();
+        let mut start = TokenStream::new();
+        if rev {
+            if nested {
+                self.top.push(quote!(let mut #n = ::std::vec::Vec::new();));
+                pre.extend(quote!(#n.push(0usize); let #kn = #n.len() - 1;));
+                start.extend(quote!(#n[#kn] += 1;));
+            } else {
+                self.top.push(quote!(let mut #n = 0usize;));
+                start.extend(quote!(#n += 1;));
+            }
+            if info.has_break {
+                if nested {
+                    self.top.push(quote!(let mut #b = ::std::vec::Vec::new();));
+                    pre.extend(quote!(#b.push(0u32); let #kb = #b.len() - 1;));
+                } else {
+                    self.top.push(quote!(let mut #b = 0u32;));
+                }
+            }
+            if info.has_continue {
+                self.top.push(quote!(let mut #c = ::std::vec::Vec::new();));
+                start.extend(quote!(#c.push(0u32); let #kc = #c.len() - 1;));
+            }
+        }
+        let inner = self.forward_block(body);
+        let stacks = self.region_stacks.get(&body.region).cloned().unwrap_or_default();
+        // User labels are replaced by generated ones (`'__lN`); a loop gets a
+        // label only when a `break`/`continue` from an inner loop names it.
+        let _ = (id, label);
+        let lab = if self.loop_is_target_of_labeled_exit(lp) && self.has_inner_exit(lp) {
+            let l = loop_label(lp);
+            quote!(#l:)
+        } else {
+            quote!()
+        };
+        match head {
+            LoopHead::For { pat, iter, .. } => {
+                if stacks.is_empty() || !rev {
+                    quote!(#pre #lab for #pat in #iter { #start #inner })
+                } else {
+                    let it = format_ident!("__it{}", lp);
+                    quote!(
+                        #pre
+                        let #it = ::core::iter::IntoIterator::into_iter(#iter);
+                        let __hint = ::core::iter::Iterator::size_hint(&#it).0;
+                        #(#stacks.reserve(__hint);)*
+                        #lab for #pat in #it { #start #inner }
+                    )
+                }
+            }
+            LoopHead::Loop => quote!(#pre #lab loop { #start #inner }),
+        }
+    }
+
+    fn plan_let(&mut self, id: StmtId, region: RegionId, pat: &Pat, value: &Expr) {
+        let d = format_ident!("__dummy");
+        let out = match pat {
+            Pat::Var(v) => Some(Atom::Place(Place {
+                root: *v,
+                proj: Vec::new(),
+                wrap: Vec::new(),
+                span: Span::call_site(),
+            })),
+            _ => None,
+        };
+        // Planning runs the same code as the reverse sweep; its tokens are dropped.
+        let _ = self.rev_expr(id, region, value, out.as_ref(), &d);
+    }
+
+    fn plan_assign(&mut self, id: StmtId, region: RegionId, place: &Place, value: &Expr) {
+        let d = format_ident!("__dummy");
+        let out = Atom::Place(place.clone());
+        let _ = self.adj_mut(id, region, place);
+        let _ = self.rev_expr(id, region, value, Some(&out), &d);
+    }
+
+    // ------------------------------------------------------------ reverse
+
+    /// Declarations of the adjoints of the active variables declared in `b`.
+    fn adjoint_decls(&self, b: &Block) -> TokenStream {
+        let pv = private();
+        let mut out = TokenStream::new();
+        for s in &b.stmts {
+            if let Stmt::Let { pat, .. } = s {
+                let mut vs = Vec::new();
+                pat_vars(pat, &mut vs);
+                for v in vs {
+                    if self.an.active(v) {
+                        let d = self.adj_name(v);
+                        out.extend(quote!(let mut #d = #pv::zero();));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn reverse_block(&mut self, b: &Block) -> TokenStream {
+        let decls = self.adjoint_decls(b);
+        let seq = self.reverse_seq(&b.stmts, b.region);
+        quote!(#decls #seq)
+    }
+
+    fn reverse_seq(&mut self, stmts: &[Stmt], region: RegionId) -> TokenStream {
+        let k = stmts.iter().position(|s| !self.exits_of(s, region).is_empty());
+        let (head, rest) = match k {
+            None => (stmts, &[][..]),
+            Some(k) => stmts.split_at(k + 1),
+        };
+        let mut out = TokenStream::new();
+        if !rest.is_empty() {
+            let rest_rev = self.reverse_seq(rest, region);
+            if !rest_rev.is_empty() {
+                let exited = self.exited(head.last().unwrap(), region);
+                out.extend(quote!(if !(#exited) { #rest_rev }));
+            }
+        }
+        for s in head.iter().rev() {
+            out.extend(self.reverse_stmt(s, region));
+        }
+        out
+    }
+
+    /// Exit points inside `s` that leave `s` (and so its block).
+    fn exits_of(&self, s: &Stmt, region: RegionId) -> Vec<ExitId> {
+        let here = &self.body.regions[region].loops;
+        let mut v = Vec::new();
+        let mut visit = |s: &Stmt| match s {
+            Stmt::Break(e, lp) | Stmt::Continue(e, lp) if here.contains(lp) => v.push(*e),
+            Stmt::Return(e, _) => v.push(*e),
+            _ => {}
+        };
+        visit(s);
+        match s {
+            Stmt::If { then, els, .. } => {
+                walk(&then.stmts, &mut visit);
+                walk(&els.stmts, &mut visit);
+            }
+            Stmt::Loop { body, .. } => walk(&body.stmts, &mut visit),
+            _ => {}
+        }
+        v
+    }
+
+    /// Whether `s` left its block early, in reverse code at `region`.
+    fn exited(&self, s: &Stmt, region: RegionId) -> TokenStream {
+        let here = &self.body.regions[region].loops;
+        let mut terms = Vec::new();
+        for e in self.exits_of(s, region) {
+            let exit = &self.body.exits[e];
+            let n = (e + 1) as u32;
+            let (record, lasts): (TokenStream, Vec<LoopId>) = match exit.kind {
+                ExitKind::Return => (quote!(__ret == #n), here.clone()),
+                ExitKind::Break => {
+                    let t = exit.target.unwrap();
+                    let b = format_ident!("__b{}", t);
+                    let pos = here.iter().position(|l| *l == t).unwrap();
+                    (quote!(#b == #n), here[pos..].to_vec())
+                }
+                ExitKind::Continue => {
+                    let t = exit.target.unwrap();
+                    let c = format_ident!("__c{}", t);
+                    let pos = here.iter().position(|l| *l == t).unwrap();
+                    (quote!(#c == #n), here[pos + 1..].to_vec())
+                }
+            };
+            let lasts = lasts.iter().map(|l| format_ident!("__last{}", l));
+            terms.push(quote!((#record #(&& #lasts)*)));
+        }
+        quote!(#(#terms)||*)
+    }
+
+    fn reverse_stmt(&mut self, s: &Stmt, region: RegionId) -> TokenStream {
+        let pv = private();
+        match s {
+            Stmt::Let { id, pat, value: Some(value), .. } if self.an.has_rev.contains(id) => {
+                let restores = self.restores(*id);
+                let (d, bind) = match pat {
+                    Pat::Var(v) => (self.adj_name(*v), quote!()),
+                    _ => {
+                        let d = self.tmp();
+                        let t = self.pat_tangent(pat);
+                        (d.clone(), quote!(let #d = #t;))
+                    }
+                };
+                let out = match pat {
+                    Pat::Var(v) => Some(Atom::Place(Place {
+                        root: *v,
+                        proj: Vec::new(),
+                        wrap: Vec::new(),
+                        span: Span::call_site(),
+                    })),
+                    _ => None,
+                };
+                let code = self.rev_expr(*id, region, value, out.as_ref(), &d);
+                quote!(#restores #bind #code)
+            }
+            Stmt::Assign { id, place, value, .. } if self.an.has_rev.contains(id) => {
+                let restores = self.restores(*id);
+                let d = self.tmp();
+                let adj = self.adj_mut(*id, region, place);
+                let out = Atom::Place(place.clone());
+                let code = self.rev_expr(*id, region, value, Some(&out), &d);
+                quote!(#restores let #d = #pv::take(#adj); #code)
+            }
+            Stmt::If { id, cond, then, els } if self.an.has_rev.contains(id) => {
+                let restores = self.restores(*id);
+                let c = self.read(*id, region, cond, ReadKind::Plain, false);
+                let t = self.reverse_block(then);
+                let e = self.reverse_block(els);
+                if e.is_empty() {
+                    quote!(#restores if #c { #t })
+                } else {
+                    quote!(#restores if #c { #t } else { #e })
+                }
+            }
+            Stmt::Loop { lp, body, .. } if self.an.loop_rev[*lp] => {
+                let info = &self.body.loops[*lp];
+                let nested = !info.outer.is_empty();
+                let n = format_ident!("__n{}", lp);
+                let b = format_ident!("__b{}", lp);
+                let c = format_ident!("__c{}", lp);
+                let last = format_ident!("__last{}", lp);
+                let mut pre = TokenStream::new();
+                if nested {
+                    pre.extend(quote!(let #n = #pv::pop(&mut #n);));
+                    if info.has_break {
+                        pre.extend(quote!(let #b = #pv::pop(&mut #b);));
+                    }
+                }
+                let mut start = quote!(let #last = __r == 0;);
+                if info.has_continue {
+                    start.extend(quote!(let #c = #pv::pop(&mut #c);));
+                }
+                let inner = self.reverse_block(body);
+                quote!(#pre for __r in 0..#n { #start #inner })
+            }
+            Stmt::Tail(a) | Stmt::Return(_, a) => match self.active_place(a) {
+                Some(p) => {
+                    let adj = self.adj_mut(usize::MAX, region, p);
+                    quote!(#pv::acc(#adj, #pv::take(&mut __seed));)
+                }
+                None => quote!(),
+            },
+            _ => quote!(),
+        }
+    }
+
+    fn restores(&self, id: StmtId) -> TokenStream {
+        match self.plans.get(&id) {
+            Some(p) => {
+                let r = &p.restores;
+                quote!(#(#r)*)
+            }
+            None => quote!(),
+        }
+    }
+
+    fn pat_tangent(&self, pat: &Pat) -> TokenStream {
+        let pv = private();
+        match pat {
+            Pat::Var(v) if self.an.active(*v) => {
+                let d = self.adj_name(*v);
+                quote!(#pv::take(&mut #d))
+            }
+            Pat::Var(_) | Pat::Wild => quote!(#pv::zero()),
+            Pat::Tuple(ps) => {
+                let ts: Vec<_> = ps.iter().map(|p| self.pat_tangent(p)).collect();
+                quote!((#(#ts,)*))
+            }
+        }
+    }
+
+    pub fn param_adjoints(&self) -> TokenStream {
+        let pv = private();
+        let mut out = TokenStream::new();
+        for (i, v) in self.body.vars.iter().enumerate() {
+            if v.kind == VarKind::Param && self.an.varied[i] {
+                let d = self.adj_name(i);
+                let name = &v.name;
+                out.extend(quote!(let mut #d = #pv::zero_like(&#name);));
+            }
+        }
+        out
+    }
+
+    pub fn adj_of_param(&self, name: &Ident) -> Ident {
+        let i = self.body.vars.iter().position(|v| v.name == *name).unwrap();
+        self.adj_name(i)
+    }
+
+    pub fn var_name(&self, v: VarId) -> &Ident {
+        self.var(v)
+    }
+}
+
+fn pat_vars(p: &Pat, out: &mut Vec<VarId>) {
+    match p {
+        Pat::Var(v) => out.push(*v),
+        Pat::Wild => {}
+        Pat::Tuple(ps) => ps.iter().for_each(|p| pat_vars(p, out)),
+    }
+}
+
+fn emit_pat(vars: &[Var], p: &Pat) -> TokenStream {
+    match p {
+        Pat::Var(v) => {
+            let n = &vars[*v].name;
+            quote!(#n)
+        }
+        Pat::Wild => quote!(_),
+        Pat::Tuple(ps) => {
+            let ts: Vec<_> = ps.iter().map(|p| emit_pat(vars, p)).collect();
+            quote!((#(#ts,)*))
+        }
+    }
+}
+
+pub fn loop_label(lp: LoopId) -> syn::Lifetime {
+    syn::Lifetime::new(&format!("'__l{lp}"), Span::call_site())
+}
+
+fn trait_of(rule: &rules::Rule) -> &'static str {
+    match &rule.kind {
+        RuleKind::Smooth { trait_name, .. } => trait_name,
+        RuleKind::Constant => unreachable!("constant methods have no rule"),
+    }
+}
+
+fn partial_method(e: &Expr, k: usize) -> Ident {
+    let rule: &rules::Rule = match e {
+        Expr::Binary(op, ..) => rules::binary(*op),
+        Expr::Neg(_) => &rules::NEG,
+        Expr::Cast(..) => &rules::CAST,
+        Expr::Method { rule, .. } => rule,
+        _ => unreachable!(),
+    };
+    let RuleKind::Smooth { partials, .. } = &rule.kind else {
+        unreachable!()
+    };
+    Ident::new(partials[k].as_ref().unwrap().method, Span::call_site())
+}
