@@ -58,6 +58,8 @@ pub struct Gen<'b> {
     /// Stack slots saved directly in a region (to reserve before its loop).
     region_stacks: HashMap<RegionId, Vec<Ident>>,
     stable: Vec<bool>,
+    /// Still in scope, unmoved, when the reverse sweep runs.
+    in_scope: Vec<bool>,
     n_tmp: usize,
 }
 
@@ -87,14 +89,17 @@ impl<'b> Gen<'b> {
             Stmt::Tail(a) | Stmt::Return(_, a) => bare(a, &mut moved),
             _ => {}
         });
+        let in_scope: Vec<bool> = body
+            .vars
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.kind == VarKind::Param || (v.region == 0 && !body.has_return)) && !moved[i])
+            .collect();
         let stable = body
             .vars
             .iter()
             .enumerate()
-            .map(|(i, v)| {
-                let in_scope = v.kind == VarKind::Param || (v.region == 0 && !body.has_return);
-                in_scope && !v.reassigned && !moved[i]
-            })
+            .map(|(i, v)| in_scope[i] && !v.reassigned)
             .collect();
         Gen {
             body,
@@ -104,6 +109,7 @@ impl<'b> Gen<'b> {
             n_slots: 0,
             region_stacks: HashMap::new(),
             stable,
+            in_scope,
             n_tmp: 0,
         }
     }
@@ -616,7 +622,14 @@ impl<'b> Gen<'b> {
                 for v in vs {
                     if self.an.active(v) {
                         let d = self.adj_name(v);
-                        out.extend(quote!(let mut #d = #pv::zero();));
+                        // In scope: a zero shaped like the value (this also
+                        // fixes the adjoint's type for arrays written by index).
+                        if self.in_scope[v] {
+                            let name = &self.body.vars[v].name;
+                            out.extend(quote!(let mut #d = #pv::zero_like(&#name);));
+                        } else {
+                            out.extend(quote!(let mut #d = #pv::zero();));
+                        }
                     }
                 }
             }
