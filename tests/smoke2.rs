@@ -83,3 +83,43 @@ fn all() {
         }
     }
 }
+
+#[derive(tapeless::Differentiable, Clone, Debug)]
+struct Model {
+    w: Vec<f64>,
+    b: f64,
+    #[no_grad]
+    n: usize,
+}
+
+impl Model {
+    #[differentiable]
+    fn score(&self, x: f64) -> f64 {
+        let mut s = self.b;
+        for i in 0..self.n {
+            s += self.w[i] * x.powi(i as i32);
+        }
+        s
+    }
+
+    #[differentiable]
+    fn loss(&self, x: f64, y: f64) -> f64 {
+        let e = self.score(x) - y;
+        e * e
+    }
+}
+
+#[test]
+fn methods() {
+    let m = Model { w: vec![0.5, -1.0, 2.0], b: 0.3, n: 3 };
+    let (v, (g, dx, _dy)) = m.loss_grad(0.7, 1.0);
+    assert_eq!(v, m.loss(0.7, 1.0));
+    let e = m.score(0.7) - 1.0;
+    // dL/db = 2e, dL/dw_i = 2e x^i
+    assert!((g.b - 2.0 * e).abs() < 1e-12);
+    for i in 0..3 {
+        assert!((g.w[i] - 2.0 * e * 0.7f64.powi(i as i32)).abs() < 1e-12);
+    }
+    let ds = -1.0 + 2.0 * 2.0 * 0.7;
+    assert!((dx - 2.0 * e * ds).abs() < 1e-12);
+}

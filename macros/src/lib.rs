@@ -8,6 +8,7 @@
 
 mod analyse;
 mod ctxt;
+mod derive;
 mod emit;
 mod expand;
 mod ir;
@@ -38,4 +39,13 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::derivative(attr.into(), item.into()).into()
+}
+
+/// Makes a parameter struct [`Differentiable`](../tapeless/trait.Differentiable.html)
+/// with itself as its tangent: the gradient of a model is a model.
+///
+/// Fields marked `#[no_grad]` (sizes, hyper-parameters) are not differentiated.
+#[proc_macro_derive(Differentiable, attributes(no_grad))]
+pub fn derive_differentiable(input: TokenStream) -> TokenStream {
+    derive::derive(input.into()).into()
 }

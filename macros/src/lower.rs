@@ -780,6 +780,11 @@ impl<'a> Lower<'a> {
                 let mut reads = Vec::new();
                 self.scopes.pop();
                 let iter = self.rename_expr((*f.expr).clone(), &mut reads);
+                if is_integer_range(&f.expr) {
+                    // `a..b`, `(a..=b).rev().step_by(k)`: only integer ranges are
+                    // iterators, so whatever the bounds read (`self.n`) is inactive.
+                    reads.clear();
+                }
                 self.scopes.push(HashMap::new());
                 let mut binds = Vec::new();
                 let pat = self.bind_pattern_tokens(&f.pat, &mut binds);
@@ -1516,6 +1521,16 @@ fn receiver_is_self_path(e: &syn::Expr) -> bool {
         syn::Expr::Path(p) => p.path.is_ident("self"),
         syn::Expr::Field(f) => receiver_is_self_path(&f.base),
         syn::Expr::Paren(p) => receiver_is_self_path(&p.expr),
+        _ => false,
+    }
+}
+
+/// A range, possibly reversed or stepped: its items are integers.
+fn is_integer_range(e: &syn::Expr) -> bool {
+    match e {
+        syn::Expr::Range(_) => true,
+        syn::Expr::Paren(p) => is_integer_range(&p.expr),
+        syn::Expr::MethodCall(m) if m.method == "rev" || m.method == "step_by" => is_integer_range(&m.receiver),
         _ => false,
     }
 }

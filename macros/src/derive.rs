@@ -1,0 +1,107 @@
+//! `#[derive(Differentiable)]` for parameter structs: the struct is its own
+//! tangent, so a whole model's gradient is one value of the model's type.
+//!
+//! Every field's type must be its own tangent (`f32`, `f64`, `Tensor`,
+//! arrays and `Vec`s of them, other derived structs). Fields marked
+//! `#[no_grad]` (hyper-parameters, sizes) are carried along: copied into
+//! tangents built from a value, `Default` in the shapeless zero, and never
+//! accumulated.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+pub fn derive(input: TokenStream) -> TokenStream {
+    match expand(input) {
+        Ok(t) => t,
+        Err(e) => e.into_compile_error(),
+    }
+}
+
+fn expand(input: TokenStream) -> syn::Result<TokenStream> {
+    let item: syn::DeriveInput = syn::parse2(input)?;
+    let name = &item.ident;
+    let (impl_g, ty_g, where_c) = item.generics.split_for_impl();
+    let syn::Data::Struct(data) = &item.data else {
+        return Err(syn::Error::new_spanned(
+            &item.ident,
+            "`#[derive(Differentiable)]` supports structs; for enums write the impl by hand",
+        ));
+    };
+    let fields: Vec<(TokenStream, bool, &syn::Field)> = data
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let member = match &f.ident {
+                Some(id) => quote!(#id),
+                None => {
+                    let idx = syn::Index::from(i);
+                    quote!(#idx)
+                }
+            };
+            let no_grad = f.attrs.iter().any(|a| a.path().is_ident("no_grad"));
+            (member, no_grad, f)
+        })
+        .collect();
+    let p = quote!(::tapeless);
+    let zero_like = fields.iter().map(|(m, ng, f)| {
+        if *ng {
+            quote_spanned!(f.span()=> #m: ::core::clone::Clone::clone(&self.#m))
+        } else {
+            quote_spanned!(f.span()=> #m: #p::Differentiable::zero_tangent(&self.#m))
+        }
+    });
+    let zero = fields.iter().map(|(m, ng, f)| {
+        if *ng {
+            quote_spanned!(f.span()=> #m: ::core::default::Default::default())
+        } else {
+            quote_spanned!(f.span()=> #m: #p::Tangent::zero())
+        }
+    });
+    let acc = fields.iter().filter(|(_, ng, _)| !ng).map(|(m, _, f)| {
+        quote_spanned!(f.span()=> #p::Tangent::accumulate(&mut self.#m, other.#m);)
+    });
+    let build = |inits: Vec<TokenStream>| match &data.fields {
+        syn::Fields::Named(_) => quote!(#name { #(#inits),* }),
+        syn::Fields::Unnamed(_) => {
+            let vals = inits.iter().map(|t| {
+                // `0: expr` is valid struct-literal syntax for tuple structs.
+                quote!(#t)
+            });
+            quote!(#name { #(#vals),* })
+        }
+        syn::Fields::Unit => quote!(#name),
+    };
+    let zl = build(zero_like.collect());
+    let z = build(zero.collect());
+    Ok(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::Differentiable for #name #ty_g #where_c {
+            type Tangent = Self;
+            fn zero_tangent(&self) -> Self {
+                #zl
+            }
+        }
+
+        #[automatically_derived]
+        impl #impl_g #p::Tangent for #name #ty_g #where_c {
+            fn zero() -> Self {
+                #z
+            }
+            fn accumulate(&mut self, other: Self) {
+                #(#acc)*
+                let _ = other;
+            }
+        }
+
+        #[automatically_derived]
+        impl #impl_g #p::__private::Prim for #name #ty_g #where_c {
+            type Target = Self;
+            #[inline(always)]
+            fn prim(&self) -> &Self {
+                self
+            }
+        }
+    })
+}
