@@ -40,7 +40,7 @@ pub fn emit_atom(vars: &[Var], a: &Atom) -> TokenStream {
     match a {
         Atom::Place(p) => emit_place_read(vars, p),
         Atom::Lit(l) => quote!(#l),
-        Atom::Const(t, _) => t.clone(),
+        Atom::Const(t) => t.clone(),
     }
 }
 

@@ -36,7 +36,6 @@ pub struct Var {
     /// The variable is written after its definition (assignment, compound
     /// assignment, index write), or may be moved by value.
     pub reassigned: bool,
-    pub moved: bool,
     /// Inactive because of its declared type (integers, bools, `#[no_grad]`).
     pub inactive_by_type: bool,
 }
@@ -83,7 +82,7 @@ pub enum Atom {
     Lit(syn::Lit),
     /// An inactive expression the macro does not need to look into
     /// (constants, paths to items, `usize::MAX`), emitted unchanged.
-    Const(TokenStream, Span),
+    Const(TokenStream),
 }
 
 impl Atom {
@@ -91,13 +90,6 @@ impl Atom {
         match self {
             Atom::Place(p) => Some(p.root),
             _ => None,
-        }
-    }
-    pub fn span(&self) -> Span {
-        match self {
-            Atom::Place(p) => p.span,
-            Atom::Lit(l) => l.span(),
-            Atom::Const(_, s) => *s,
         }
     }
 }
@@ -232,7 +224,6 @@ pub enum LoopHead {
     /// `for pat in iter`: `iter` is inactive; `pat` binds inactive variables.
     For {
         pat: TokenStream,
-        binds: Vec<VarId>,
         iter: Box<syn::Expr>,
         /// Variables the iterator expression reads (must be inactive).
         reads: Vec<VarId>,
@@ -274,7 +265,6 @@ pub struct Body {
     pub loops: Vec<LoopInfo>,
     pub exits: Vec<Exit>,
     pub block: Block,
-    pub n_stmts: usize,
     /// `return` appears before the end (the top block is then a labeled block).
     pub has_return: bool,
 }

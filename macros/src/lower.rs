@@ -80,7 +80,6 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
             kind: VarKind::Param,
             region: 0,
             reassigned: false,
-            moved: false,
             inactive_by_type: !p.active,
         });
         l.scopes[0].insert(p.name.to_string(), id);
@@ -113,7 +112,6 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
         loops: l.loops,
         exits: l.exits,
         block: Block { stmts, region: 0 },
-        n_stmts: l.n_stmts,
         has_return,
     }
 }
@@ -160,7 +158,6 @@ impl<'a> Lower<'a> {
             kind,
             region: self.region,
             reassigned: false,
-            moved: false,
             inactive_by_type: false,
         });
         id
@@ -256,11 +253,11 @@ impl<'a> Lower<'a> {
             }
             syn::Expr::If(_) | syn::Expr::Match(_) if is_unit_block_expr(e) => {
                 self.stmt_expr(e, out);
-                Tail::Value(Atom::Const(quote!(()), e.span()))
+                Tail::Value(Atom::Const(quote!(())))
             }
             syn::Expr::ForLoop(_) | syn::Expr::While(_) => {
                 self.stmt_expr(e, out);
-                Tail::Value(Atom::Const(quote!(()), e.span()))
+                Tail::Value(Atom::Const(quote!(())))
             }
             _ => Tail::Value(self.atom(e, out)),
         }
@@ -559,7 +556,7 @@ impl<'a> Lower<'a> {
     fn cond_atom(&mut self, cond: &syn::Expr, out: &mut Vec<Stmt>) -> Atom {
         if let syn::Expr::Let(l) = cond {
             self.cx.error_spanned(l, "`if let` is not supported in differentiable functions; test the value with `match` arms without bindings, or an `if` on a comparison");
-            return Atom::Const(quote!(false), l.span());
+            return Atom::Const(quote!(false));
         }
         self.atom(cond, out)
     }
@@ -769,7 +766,6 @@ impl<'a> Lower<'a> {
                 }
                 LoopHead::For {
                     pat: quote!(#i_ident),
-                    binds: vec![i_var],
                     iter: Box::new(syn::parse_quote!(0..#len)),
                     reads: Vec::new(),
                     span: f.expr.span(),
@@ -786,11 +782,9 @@ impl<'a> Lower<'a> {
                     reads.clear();
                 }
                 self.scopes.push(HashMap::new());
-                let mut binds = Vec::new();
-                let pat = self.bind_pattern_tokens(&f.pat, &mut binds);
+                let pat = self.bind_pattern_tokens(&f.pat);
                 LoopHead::For {
                     pat,
-                    binds,
                     iter: Box::new(iter),
                     reads,
                     span: f.expr.span(),
@@ -952,24 +946,22 @@ impl<'a> Lower<'a> {
         Some(SliceIter { bases, index, items })
     }
 
-    fn bind_pattern_tokens(&mut self, pat: &syn::Pat, binds: &mut Vec<VarId>) -> TokenStream {
+    fn bind_pattern_tokens(&mut self, pat: &syn::Pat) -> TokenStream {
         struct Binder<'l, 'a> {
             l: &'l mut Lower<'a>,
-            binds: &'l mut Vec<VarId>,
         }
         impl VisitMut for Binder<'_, '_> {
             fn visit_pat_ident_mut(&mut self, pi: &mut syn::PatIdent) {
                 let v = self.l.bind(&pi.ident);
                 self.l.vars[v].inactive_by_type = true;
                 pi.ident = self.l.vars[v].name.clone();
-                self.binds.push(v);
                 if let Some((_, sub)) = &mut pi.subpat {
                     self.visit_pat_mut(sub);
                 }
             }
         }
         let mut pat = pat.clone();
-        Binder { l: self, binds }.visit_pat_mut(&mut pat);
+        Binder { l: self }.visit_pat_mut(&mut pat);
         pat.to_token_stream()
     }
 
@@ -1037,7 +1029,7 @@ impl<'a> Lower<'a> {
                 match self.place(e, out, false) {
                     Some(p) => Expr::Atom(Atom::Place(p)),
                     None => match e {
-                        E::Path(p) => Expr::Atom(Atom::Const(p.to_token_stream(), p.span())),
+                        E::Path(p) => Expr::Atom(Atom::Const(p.to_token_stream())),
                         _ => {
                             let a = self.atom_of_nonplace(e, out);
                             Expr::Atom(a)
@@ -1068,7 +1060,7 @@ impl<'a> Lower<'a> {
                     }
                     _ if compound_op(&b.op).is_some() || is_other_compound(&b.op) => {
                         self.cx.error_spanned(e, "assignments cannot be used as values in differentiable functions; write them as statements");
-                        return Expr::Atom(Atom::Const(quote!(()), e.span()));
+                        return Expr::Atom(Atom::Const(quote!(())));
                     }
                     _ => {
                         return self.opaque(e, false, OpaqueWhy::Unknown(b.op.span(), format!("the `{}` operator has no derivative rule", b.op.to_token_stream())))
@@ -1086,7 +1078,7 @@ impl<'a> Lower<'a> {
             E::Call(c) => self.call(c, out),
             E::Tuple(t) => {
                 if t.elems.is_empty() {
-                    return Expr::Atom(Atom::Const(quote!(()), t.span()));
+                    return Expr::Atom(Atom::Const(quote!(())));
                 }
                 let atoms = t.elems.iter().map(|x| self.atom(x, out)).collect();
                 Expr::Tuple(atoms)
@@ -1104,7 +1096,7 @@ impl<'a> Lower<'a> {
             E::Macro(m) => self.expr_macro(&m.mac, e, out),
             E::Block(b) if b.label.is_none() => match self.block_inline(&b.block, out) {
                 Some(Tail::Value(a)) => Expr::Atom(a),
-                _ => Expr::Atom(Atom::Const(quote!(()), b.span())),
+                _ => Expr::Atom(Atom::Const(quote!(()))),
             },
             E::If(_) | E::Match(_) => {
                 let t = self.temp();
@@ -1127,36 +1119,36 @@ impl<'a> Lower<'a> {
             }
             E::Unsafe(u) => {
                 self.cx.error_spanned(u.unsafe_token, "`unsafe` blocks cannot be differentiated; move the unsafe code into a function with a `#[derivative]`");
-                Expr::Atom(Atom::Const(quote!(()), u.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::Closure(c) => self.opaque(e, false, OpaqueWhy::Unknown(c.or1_token.span, "closures cannot be differentiated; write a `#[differentiable]` function and call it".into())),
             E::Try(t) => {
                 self.cx.error_spanned(t.question_token, "the `?` operator is not supported in differentiable functions; handle the error before the call, or use `match`");
-                Expr::Atom(Atom::Const(quote!(()), t.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::Async(a) => {
                 self.cx.error_spanned(a.async_token, "`async` blocks cannot be differentiated");
-                Expr::Atom(Atom::Const(quote!(()), a.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::Await(a) => {
                 self.cx.error_spanned(a.await_token, "`.await` cannot be differentiated");
-                Expr::Atom(Atom::Const(quote!(()), a.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::Return(_) | E::Break(_) | E::Continue(_) => {
                 self.cx.error_spanned(e, "`return`, `break` and `continue` can only be statements in differentiable functions");
-                Expr::Atom(Atom::Const(quote!(()), e.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::Assign(_) => {
                 self.cx.error_spanned(e, "assignments cannot be used as values in differentiable functions; write them as statements");
-                Expr::Atom(Atom::Const(quote!(()), e.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::Loop(l) => {
                 self.cx.error_spanned(l.loop_token, "a `loop` cannot be used as a value in differentiable functions; assign to a variable declared before the loop");
-                Expr::Atom(Atom::Const(quote!(()), l.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::ForLoop(_) | E::While(_) => {
                 self.stmt_expr(e, out);
-                Expr::Atom(Atom::Const(quote!(()), e.span()))
+                Expr::Atom(Atom::Const(quote!(())))
             }
             E::Struct(s) => self.opaque(e, false, OpaqueWhy::Unknown(s.span(), "struct literals with active fields cannot be differentiated yet; return a tuple instead".into())),
             E::Range(r) => self.opaque(e, false, OpaqueWhy::Unknown(r.span(), "ranges over active values cannot be differentiated".into())),
@@ -1233,7 +1225,7 @@ impl<'a> Lower<'a> {
             }
             _ => {
                 self.cx.error_spanned(e, "indexing or a field of this expression cannot be differentiated; bind the value to a variable first");
-                Atom::Const(quote!(()), e.span())
+                Atom::Const(quote!(()))
             }
         }
     }
@@ -1594,7 +1586,7 @@ impl quote::ToTokens for Atom {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         match self {
             Atom::Lit(l) => l.to_tokens(tokens),
-            Atom::Const(t, _) => t.to_tokens(tokens),
+            Atom::Const(t) => t.to_tokens(tokens),
             Atom::Place(_) => unreachable!("places are emitted with the variable table"),
         }
     }

@@ -4,7 +4,7 @@
 //! gradients the generated functions return.
 
 use crate::ctxt::Ctxt;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
@@ -63,7 +63,6 @@ pub struct Param {
     pub ty: Type,
     pub active: bool,
     pub is_receiver: bool,
-    pub span: Span,
 }
 
 impl Param {
@@ -235,7 +234,6 @@ pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
                     ty,
                     active: !no_grad,
                     is_receiver: true,
-                    span: r.span(),
                 });
             }
             FnArg::Typed(pt) => {
@@ -270,7 +268,6 @@ pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
                     ty,
                     active,
                     is_receiver: false,
-                    span: pt.span(),
                 });
             }
         }

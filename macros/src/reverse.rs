@@ -114,10 +114,6 @@ impl<'b> Gen<'b> {
         }
     }
 
-    fn var(&self, v: VarId) -> &Ident {
-        &self.body.vars[v].name
-    }
-
     fn adj_name(&self, v: VarId) -> Ident {
         let name = self.body.vars[v].name.to_string();
         match name.strip_prefix("__") {
@@ -157,6 +153,13 @@ impl<'b> Gen<'b> {
         let key = (format!("{bare}{post}"), kind);
         if let Some(t) = self.plans.get(&id).and_then(|p| p.reads.get(&key)) {
             return t.clone();
+        }
+        if kind == ReadKind::Shape && !self.atom_stable(a) {
+            // The value is saved anyway: take the shape from it.
+            let value_key = (format!("{bare}{post}"), ReadKind::Value);
+            if let Some(v) = self.plans.get(&id).and_then(|p| p.reads.get(&value_key)) {
+                return quote!(&#pv::shape_of(#v));
+            }
         }
         let with_wraps = |base: TokenStream, a: &Atom| -> TokenStream {
             let mut t = base;
@@ -247,7 +250,7 @@ impl<'b> Gen<'b> {
 
     /// Plans the reverse code of `y = e` (`out`: the place holding `y`) and
     /// returns it; saves go into the statement's plan.
-    fn rev_expr(&mut self, id: StmtId, region: RegionId, e: &Expr, out: Option<&Atom>, d: &Ident) -> TokenStream {
+    fn rev_expr(&mut self, id: StmtId, region: RegionId, e: &Expr, out: Option<&Atom>, d: &Ident, span: Span) -> TokenStream {
         let pv = private();
         let mut code = TokenStream::new();
         match e {
@@ -270,6 +273,23 @@ impl<'b> Gen<'b> {
                     _ => unreachable!(),
                 };
                 let tr = Ident::new(trait_name, Span::call_site());
+                // Values first, so a shape can come from a saved value.
+                for (k, reads) in partial_reads(e) {
+                    if self.active_place(operands[k]).is_none() {
+                        continue;
+                    }
+                    for r in reads {
+                        match *r {
+                            Operand::Value(j) => {
+                                self.read(id, region, operands[j], ReadKind::Value, false);
+                            }
+                            Operand::Out => {
+                                self.read(id, region, out.expect("rule reads the output"), ReadKind::Value, true);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 for (k, reads) in partial_reads(e) {
                     let Some(target) = self.active_place(operands[k]) else {
                         continue;
@@ -290,7 +310,9 @@ impl<'b> Gen<'b> {
                         None => quote!(#pv::rules::#tr::#method),
                     };
                     let adj = self.adj_mut(id, region, target);
-                    code.extend(quote!(#pv::acc(#adj, #path(#(#args),*));));
+                    // Spanned at the user's statement: a missing rule for a type is reported there.
+                    let call = quote::quote_spanned!(span=> #path(#(#args),*));
+                    code.extend(quote!(#pv::acc(#adj, #call);));
                 }
             }
             Expr::Tuple(xs) | Expr::Array(xs) => {
@@ -599,14 +621,14 @@ impl<'b> Gen<'b> {
             _ => None,
         };
         // Planning runs the same code as the reverse sweep; its tokens are dropped.
-        let _ = self.rev_expr(id, region, value, out.as_ref(), &d);
+        let _ = self.rev_expr(id, region, value, out.as_ref(), &d, Span::call_site());
     }
 
     fn plan_assign(&mut self, id: StmtId, region: RegionId, place: &Place, value: &Expr) {
         let d = format_ident!("__dummy");
         let out = Atom::Place(place.clone());
         let _ = self.adj_mut(id, region, place);
-        let _ = self.rev_expr(id, region, value, Some(&out), &d);
+        let _ = self.rev_expr(id, region, value, Some(&out), &d, Span::call_site());
     }
 
     // ------------------------------------------------------------ reverse
@@ -715,7 +737,7 @@ impl<'b> Gen<'b> {
     fn reverse_stmt(&mut self, s: &Stmt, region: RegionId) -> TokenStream {
         let pv = private();
         match s {
-            Stmt::Let { id, pat, value: Some(value), .. } if self.an.has_rev.contains(id) => {
+            Stmt::Let { id, pat, value: Some(value), span, .. } if self.an.has_rev.contains(id) => {
                 let restores = self.restores(*id);
                 let (d, bind) = match pat {
                     Pat::Var(v) => (self.adj_name(*v), quote!()),
@@ -734,15 +756,15 @@ impl<'b> Gen<'b> {
                     })),
                     _ => None,
                 };
-                let code = self.rev_expr(*id, region, value, out.as_ref(), &d);
+                let code = self.rev_expr(*id, region, value, out.as_ref(), &d, *span);
                 quote!(#restores #bind #code)
             }
-            Stmt::Assign { id, place, value, .. } if self.an.has_rev.contains(id) => {
+            Stmt::Assign { id, place, value, span, .. } if self.an.has_rev.contains(id) => {
                 let restores = self.restores(*id);
                 let d = self.tmp();
                 let adj = self.adj_mut(*id, region, place);
                 let out = Atom::Place(place.clone());
-                let code = self.rev_expr(*id, region, value, Some(&out), &d);
+                let code = self.rev_expr(*id, region, value, Some(&out), &d, *span);
                 quote!(#restores let #d = #pv::take(#adj); #code)
             }
             Stmt::If { id, cond, then, els } if self.an.has_rev.contains(id) => {
@@ -770,7 +792,10 @@ impl<'b> Gen<'b> {
                         pre.extend(quote!(let #b = #pv::pop(&mut #b);));
                     }
                 }
-                let mut start = quote!(let #last = __r == 0;);
+                let needs_last = self.body.exits.iter().any(|e| {
+                    e.loops.contains(lp) && !(matches!(e.kind, ExitKind::Continue) && e.target == Some(*lp))
+                });
+                let mut start = if needs_last { quote!(let #last = __r == 0;) } else { quote!() };
                 if info.has_continue {
                     start.extend(quote!(let #c = #pv::pop(&mut #c);));
                 }
@@ -829,10 +854,6 @@ impl<'b> Gen<'b> {
     pub fn adj_of_param(&self, name: &Ident) -> Ident {
         let i = self.body.vars.iter().position(|v| v.name == *name).unwrap();
         self.adj_name(i)
-    }
-
-    pub fn var_name(&self, v: VarId) -> &Ident {
-        self.var(v)
     }
 }
 
