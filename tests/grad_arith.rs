@@ -199,6 +199,8 @@ fn shadow_in_block(x: f64) -> f64 {
     t * u
 }
 
+// Written this way on purpose: the construct is what is tested.
+#[allow(clippy::assign_op_pattern)]
 #[differentiable]
 fn let_mut_assign(x: f64, y: f64) -> f64 {
     let mut a = x;
@@ -230,6 +232,8 @@ fn compound_self(x: f64) -> f64 {
     a
 }
 
+// Written this way on purpose: the construct is what is tested.
+#[allow(clippy::assign_op_pattern)]
 #[differentiable]
 fn param_reassigned(mut x: f64, y: f64) -> f64 {
     x = x * y;
@@ -237,6 +241,8 @@ fn param_reassigned(mut x: f64, y: f64) -> f64 {
     x * x
 }
 
+// Written this way on purpose: the construct is what is tested.
+#[allow(clippy::needless_late_init)]
 #[differentiable]
 fn deferred_init(x: f64, y: f64) -> f64 {
     let a;
@@ -286,6 +292,8 @@ fn blocks(x: f64, y: f64) -> f64 {
     }
 }
 
+// Written this way on purpose: the construct is what is tested.
+#[allow(clippy::needless_return)]
 #[differentiable]
 fn with_return(x: f64, y: f64) -> f64 {
     let a = x * y;
