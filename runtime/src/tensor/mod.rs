@@ -48,6 +48,12 @@ pub use conv::{
 };
 pub use error::TensorError;
 
+/// The GEMM crate behind [`Tensor::matmul`], re-exported so benches can call
+/// it directly on the same buffers and measure the wrapper's overhead. Not
+/// part of the API.
+#[doc(hidden)]
+pub use matrixmultiply;
+
 use error::fail;
 use std::borrow::Cow;
 use std::fmt;
