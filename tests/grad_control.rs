@@ -3,6 +3,9 @@
 //! ranges, `_`); early `return`. Every function is checked on both sides of
 //! each branch.
 
+// `a = a * x` is written out on purpose: plain assignment is a construct under test.
+#![allow(clippy::assign_op_pattern)]
+
 mod common;
 
 use common::*;
