@@ -36,6 +36,8 @@ pub struct Lower<'a> {
     /// Loops being lowered, innermost last, with their labels.
     loop_stack: Vec<(LoopId, Option<String>)>,
     region: RegionId,
+    /// Parameters of reference type (`x: &[f64]`).
+    ref_params: HashSet<String>,
     n_stmts: usize,
     n_temps: usize,
     has_return: bool,
@@ -69,6 +71,12 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
         taken,
         loop_stack: Vec::new(),
         region: 0,
+        ref_params: sig
+            .params
+            .iter()
+            .filter(|p| matches!(p.ty, syn::Type::Reference(_)))
+            .map(|p| p.name.to_string())
+            .collect(),
         n_stmts: 0,
         n_temps: 0,
         has_return: false,
@@ -926,6 +934,15 @@ impl<'a> Lower<'a> {
                 items.push(item(&t.elems[1])?);
                 bases_e.push(a);
                 bases_e.push(b);
+            }
+            syn::Expr::Path(p) if p.path.get_ident().is_some_and(|i| self.lookup(&i.to_string()).is_some()) => {
+                // `for v in x`: over a `&[T]`/`&Vec<T>` parameter the items are
+                // references; over an array or `Vec` owned by value they are values.
+                let name = p.path.get_ident().unwrap().to_string();
+                let by_ref_items = self.ref_params.contains(&name);
+                let (ident, by_ref) = item(pat)?;
+                items.push((ident, by_ref && by_ref_items));
+                bases_e.push(iter);
             }
             other => {
                 let base = base_of(other)?;
