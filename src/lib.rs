@@ -1,8 +1,4 @@
-//! tapeless: reverse-mode automatic differentiation of ordinary Rust functions,
-//! at compile time.
+#![doc = include_str!("../README.md")]
 
-pub use tapeless_macros::*;
+pub use tapeless_macros::{derivative, differentiable, Differentiable};
 pub use tapeless_runtime::*;
-
-#[doc(hidden)]
-pub use tapeless_runtime::__private;

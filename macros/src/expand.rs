@@ -92,6 +92,7 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
         quote!((#(#grads,)*))
     };
     let adjoint_body = quote! {
+        use ::tapeless::__private as __rt;
         // Forward sweep: the primal, keeping what the reverse sweep reads.
         #forward
         // Reverse sweep: adjoints, last operation first.
@@ -241,8 +242,9 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
     let user = &func.sig.ident;
     let vis = &func.vis;
     let pullback = crate::emit::pullback_name(&of_name);
-    let mut inputs = func.sig.inputs.clone();
-    inputs.pop();
+    let n_inputs = func.sig.inputs.len();
+    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
+        func.sig.inputs.iter().take(n_inputs - 1).cloned().collect();
     let args: Vec<&Ident> = sig.params.iter().map(|p| &p.name).collect();
     let d_ty = &d_param.ty;
     let n_active = sig.active().count();

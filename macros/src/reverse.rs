@@ -63,10 +63,10 @@ pub struct Gen<'b> {
     n_tmp: usize,
 }
 
-const P: &str = "::tapeless::__private";
-
+/// Generated code reaches the runtime's support module through this alias,
+/// declared at the top of each generated function (`use ::tapeless::__private as __rt;`).
 fn private() -> TokenStream {
-    P.parse().unwrap()
+    quote!(__rt)
 }
 
 impl<'b> Gen<'b> {
