@@ -3,6 +3,9 @@
 //! `#[derive(Differentiable)]` struct (`&self`, `self.g(..)` inside),
 //! `#[derivative(of = g)]` custom adjoints, and `wrt(self)`.
 
+// Index loops are a construct under test.
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use common::*;
