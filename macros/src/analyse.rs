@@ -34,11 +34,17 @@ impl Analysis {
 /// The operands of an expression that carry a derivative, with their positions.
 pub fn diff_operands(e: &Expr) -> Vec<&Atom> {
     match e {
-        Expr::Atom(a) | Expr::Neg(a) | Expr::Cast(a, _) | Expr::Repeat(a, _) | Expr::VecRepeat(a, _) => {
+        Expr::Atom(a)
+        | Expr::Neg(a)
+        | Expr::Cast(a, _)
+        | Expr::Repeat(a, _)
+        | Expr::VecRepeat(a, _) => {
             vec![a]
         }
         Expr::Binary(_, a, b) => vec![a, b],
-        Expr::Method { rule, recv, args, .. } => {
+        Expr::Method {
+            rule, recv, args, ..
+        } => {
             let RuleKind::Smooth { partials, .. } = &rule.kind else {
                 return Vec::new();
             };
@@ -103,7 +109,11 @@ pub fn analyse(body: &mut Body, cx: &Ctxt) -> Analysis {
         walk(&body.block.stmts, &mut |s| {
             let mut targets = Vec::new();
             let is_varied = match s {
-                Stmt::Let { pat, value: Some(value), .. } => {
+                Stmt::Let {
+                    pat,
+                    value: Some(value),
+                    ..
+                } => {
                     pat_vars(pat, &mut targets);
                     expr_varied(value, &varied, body)
                 }
@@ -140,7 +150,11 @@ pub fn analyse(body: &mut Body, cx: &Ctxt) -> Analysis {
         let mut changed = false;
         walk(&body.block.stmts, &mut |s| {
             let (targets, value) = match s {
-                Stmt::Let { pat, value: Some(value), .. } => {
+                Stmt::Let {
+                    pat,
+                    value: Some(value),
+                    ..
+                } => {
                     let mut t = Vec::new();
                     pat_vars(pat, &mut t);
                     (t, value)
@@ -232,16 +246,26 @@ fn mark_rev(stmts: &[Stmt], a: &mut Analysis) -> bool {
     let mut any = false;
     for s in stmts {
         let r = match s {
-            Stmt::Let { id, pat, value: Some(value), .. } => {
+            Stmt::Let {
+                id,
+                pat,
+                value: Some(value),
+                ..
+            } => {
                 let mut t = Vec::new();
                 pat_vars(pat, &mut t);
-                let r = t.iter().any(|v| a.active(*v)) && diff_operands(value).iter().any(|x| x.var().is_some_and(|v| a.active(v)));
+                let r = t.iter().any(|v| a.active(*v))
+                    && diff_operands(value)
+                        .iter()
+                        .any(|x| x.var().is_some_and(|v| a.active(v)));
                 if r {
                     a.has_rev.insert(*id);
                 }
                 r
             }
-            Stmt::Assign { id, place, value, .. } => {
+            Stmt::Assign {
+                id, place, value, ..
+            } => {
                 let r = a.active(place.root);
                 let _ = value;
                 if r {
@@ -286,6 +310,11 @@ pub fn partial_reads(e: &Expr) -> Vec<(usize, &'static [Operand])> {
         return Vec::new();
     };
     (0..n)
-        .filter_map(|k| partials.get(k).and_then(|p| p.as_ref()).map(|p| (k, p.reads)))
+        .filter_map(|k| {
+            partials
+                .get(k)
+                .and_then(|p| p.as_ref())
+                .map(|p| (k, p.reads))
+        })
         .collect()
 }

@@ -59,9 +59,9 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             quote_spanned!(f.span()=> #m: #p::Tangent::zero())
         }
     });
-    let acc = fields.iter().filter(|(_, ng, _)| !ng).map(|(m, _, f)| {
-        quote_spanned!(f.span()=> #p::Tangent::accumulate(&mut self.#m, other.#m);)
-    });
+    let acc = fields.iter().filter(|(_, ng, _)| !ng).map(
+        |(m, _, f)| quote_spanned!(f.span()=> #p::Tangent::accumulate(&mut self.#m, other.#m);),
+    );
     let build = |inits: Vec<TokenStream>| match &data.fields {
         syn::Fields::Named(_) => quote!(#name { #(#inits),* }),
         syn::Fields::Unnamed(_) => {

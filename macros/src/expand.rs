@@ -66,7 +66,11 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     let reverse = g.reverse_block(&body.block);
     let top = &g.top;
     let (forward, out) = if body.has_return {
-        let ret = if body.has_return { quote!(let mut __ret = 0u32;) } else { quote!() };
+        let ret = if body.has_return {
+            quote!(let mut __ret = 0u32;)
+        } else {
+            quote!()
+        };
         (
             quote! {
                 #ret
@@ -214,7 +218,10 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
         return combine(e.into_compile_error(), item);
     }
     let Some(of) = of else {
-        let e = syn::Error::new(proc_macro2::Span::call_site(), "`#[derivative]` needs `of = function`: `#[derivative(of = g)]`");
+        let e = syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[derivative]` needs `of = function`: `#[derivative(of = g)]`",
+        );
         return combine(e.into_compile_error(), item);
     };
     let mut func: ItemFn = match syn::parse2(item.clone()) {
@@ -237,7 +244,9 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     // The last parameter is the output's cotangent.
     let d_param = sig.params.pop().unwrap();
-    let syn::Type::Tuple(rt) = &sig.ret else { unreachable!() };
+    let syn::Type::Tuple(rt) = &sig.ret else {
+        unreachable!()
+    };
     let value_ty = rt.elems[0].clone();
     let user = &func.sig.ident;
     let vis = &func.vis;
@@ -266,7 +275,11 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
             slot_tys.push(quote!(::tapeless::__private::NoGrad));
         }
     }
-    let user_path = if sig.qualify_self { quote!(Self::#user) } else { quote!(#user) };
+    let user_path = if sig.qualify_self {
+        quote!(Self::#user)
+    } else {
+        quote!(#user)
+    };
     let allows = allows();
     quote! {
         #func

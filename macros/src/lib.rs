@@ -16,6 +16,8 @@ mod lower;
 mod parse;
 mod reverse;
 mod rules;
+#[cfg(test)]
+mod snapshots;
 
 use proc_macro::TokenStream;
 

@@ -288,11 +288,28 @@ impl<'a> Lower<'a> {
     }
 
     fn stmt_macro(&mut self, mac: &syn::Macro, out: &mut Vec<Stmt>) {
-        let name = mac.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+        let name = mac
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
         const INERT: &[&str] = &[
-            "println", "eprintln", "print", "eprint", "assert", "assert_eq", "assert_ne",
-            "debug_assert", "debug_assert_eq", "debug_assert_ne", "panic", "unreachable",
-            "todo", "unimplemented", "dbg",
+            "println",
+            "eprintln",
+            "print",
+            "eprint",
+            "assert",
+            "assert_eq",
+            "assert_ne",
+            "debug_assert",
+            "debug_assert_eq",
+            "debug_assert_ne",
+            "panic",
+            "unreachable",
+            "todo",
+            "unimplemented",
+            "dbg",
         ];
         if INERT.contains(&name.as_str()) {
             let mut mac = mac.clone();
@@ -324,7 +341,10 @@ impl<'a> Lower<'a> {
         let inactive_ty = ty.as_deref().is_some_and(is_inactive_type);
         let span = local.span();
         // The value is lowered before the names are bound (`let x = x + 1.0`).
-        let value = local.init.as_ref().map(|init| self.rhs_for_let(&init.expr, out));
+        let value = local
+            .init
+            .as_ref()
+            .map(|init| self.rhs_for_let(&init.expr, out));
         let Some(ir_pat) = self.pattern(pat) else {
             return;
         };
@@ -463,7 +483,8 @@ impl<'a> Lower<'a> {
                 let atom = match &r.expr {
                     Some(v) => self.atom(v, out),
                     None => {
-                        self.cx.error_spanned(r, "`return` needs the function's value");
+                        self.cx
+                            .error_spanned(r, "`return` needs the function's value");
                         return;
                     }
                 };
@@ -522,16 +543,23 @@ impl<'a> Lower<'a> {
             None => match self.loop_stack.last() {
                 Some((l, _)) => Some(*l),
                 None => {
-                    self.cx.error_spanned(e, "`break`/`continue` outside a loop");
+                    self.cx
+                        .error_spanned(e, "`break`/`continue` outside a loop");
                     None
                 }
             },
             Some(lt) => {
                 let name = lt.ident.to_string();
-                match self.loop_stack.iter().rev().find(|(_, l)| l.as_deref() == Some(&name)) {
+                match self
+                    .loop_stack
+                    .iter()
+                    .rev()
+                    .find(|(_, l)| l.as_deref() == Some(&name))
+                {
                     Some((l, _)) => Some(*l),
                     None => {
-                        self.cx.error_spanned(lt, format!("no loop labeled `'{name}` around this"));
+                        self.cx
+                            .error_spanned(lt, format!("no loop labeled `'{name}` around this"));
                         None
                     }
                 }
@@ -577,7 +605,8 @@ impl<'a> Lower<'a> {
         let els = match &i.else_branch {
             None => {
                 if target.is_some() {
-                    self.cx.error_spanned(i, "an `if` used as a value needs an `else`");
+                    self.cx
+                        .error_spanned(i, "an `if` used as a value needs an `else`");
                 }
                 Block {
                     stmts: Vec::new(),
@@ -617,7 +646,13 @@ impl<'a> Lower<'a> {
         });
     }
 
-    fn assign_tail(&mut self, target: Option<VarId>, tail: Option<Tail>, block: &mut Block, span: Span) {
+    fn assign_tail(
+        &mut self,
+        target: Option<VarId>,
+        tail: Option<Tail>,
+        block: &mut Block,
+        span: Span,
+    ) {
         match (target, tail) {
             (Some(v), Some(Tail::Value(a))) => {
                 let id = self.stmt_id();
@@ -636,7 +671,8 @@ impl<'a> Lower<'a> {
                 });
             }
             (Some(_), None) => {
-                self.cx.error(span, "this branch gives no value; end it with the value");
+                self.cx
+                    .error(span, "this branch gives no value; end it with the value");
             }
             _ => {}
         }
@@ -663,10 +699,18 @@ impl<'a> Lower<'a> {
         self.match_arms(&m.arms, &scrut_tokens, target, out, m.span());
     }
 
-    fn match_arms(&mut self, arms: &[syn::Arm], scrut: &TokenStream, target: Option<VarId>, out: &mut Vec<Stmt>, span: Span) {
+    fn match_arms(
+        &mut self,
+        arms: &[syn::Arm],
+        scrut: &TokenStream,
+        target: Option<VarId>,
+        out: &mut Vec<Stmt>,
+        span: Span,
+    ) {
         let Some((arm, rest)) = arms.split_first() else {
             if target.is_some() {
-                self.cx.error(span, "`match` without arms cannot be a value");
+                self.cx
+                    .error(span, "`match` without arms cannot be a value");
             }
             return;
         };
@@ -694,7 +738,8 @@ impl<'a> Lower<'a> {
             out.extend(b.stmts);
             return;
         }
-        let mut test: syn::Expr = syn::parse_quote_spanned!(pat.span()=> ::core::matches!(#scrut, #pat));
+        let mut test: syn::Expr =
+            syn::parse_quote_spanned!(pat.span()=> ::core::matches!(#scrut, #pat));
         if let Some((_, g)) = &arm.guard {
             test = syn::parse_quote!(#test && (#g));
         }
@@ -710,7 +755,12 @@ impl<'a> Lower<'a> {
         };
         self.region = saved;
         let id = self.stmt_id();
-        out.push(Stmt::If { id, cond, then, els });
+        out.push(Stmt::If {
+            id,
+            cond,
+            then,
+            els,
+        });
     }
 
     fn new_loop(&mut self, label: Option<&syn::Label>) -> LoopId {
@@ -734,7 +784,11 @@ impl<'a> Lower<'a> {
         self.scopes.push(HashMap::new());
         let mut body_stmts = Vec::new();
         let head = match slice {
-            Some(SliceIter { bases, index, items }) => {
+            Some(SliceIter {
+                bases,
+                index,
+                items,
+            }) => {
                 let i_name = match &index {
                     Some(ident) => ident.clone(),
                     None => format_ident!("__i"),
@@ -887,10 +941,17 @@ impl<'a> Lower<'a> {
 
     /// Recognises `x.iter()`, `&x`, `x.iter().enumerate()`,
     /// `x.iter().zip(y.iter())` with patterns `v`, `&v`, `(i, v)`, `(a, b)`.
-    fn slice_iteration(&mut self, iter: &syn::Expr, pat: &syn::Pat, out: &mut Vec<Stmt>) -> Option<SliceIter> {
+    fn slice_iteration(
+        &mut self,
+        iter: &syn::Expr,
+        pat: &syn::Pat,
+        out: &mut Vec<Stmt>,
+    ) -> Option<SliceIter> {
         fn base_of(e: &syn::Expr) -> Option<&syn::Expr> {
             match e {
-                syn::Expr::MethodCall(m) if m.method == "iter" && m.args.is_empty() => Some(&m.receiver),
+                syn::Expr::MethodCall(m) if m.method == "iter" && m.args.is_empty() => {
+                    Some(&m.receiver)
+                }
                 syn::Expr::Reference(r) if r.mutability.is_none() => Some(&r.expr),
                 syn::Expr::Paren(p) => base_of(&p.expr),
                 _ => None,
@@ -898,11 +959,15 @@ impl<'a> Lower<'a> {
         }
         fn item(p: &syn::Pat) -> Option<(Ident, bool)> {
             match p {
-                syn::Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() && pi.mutability.is_none() => {
+                syn::Pat::Ident(pi)
+                    if pi.by_ref.is_none() && pi.subpat.is_none() && pi.mutability.is_none() =>
+                {
                     Some((pi.ident.clone(), true))
                 }
                 syn::Pat::Reference(r) => match &*r.pat {
-                    syn::Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => Some((pi.ident.clone(), false)),
+                    syn::Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                        Some((pi.ident.clone(), false))
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -918,7 +983,9 @@ impl<'a> Lower<'a> {
                 if t.elems.len() != 2 {
                     return None;
                 }
-                let syn::Pat::Ident(i) = &t.elems[0] else { return None };
+                let syn::Pat::Ident(i) = &t.elems[0] else {
+                    return None;
+                };
                 index = Some(i.ident.clone());
                 items.push(item(&t.elems[1])?);
                 bases_e.push(base);
@@ -935,7 +1002,11 @@ impl<'a> Lower<'a> {
                 bases_e.push(a);
                 bases_e.push(b);
             }
-            syn::Expr::Path(p) if p.path.get_ident().is_some_and(|i| self.lookup(&i.to_string()).is_some()) => {
+            syn::Expr::Path(p)
+                if p.path
+                    .get_ident()
+                    .is_some_and(|i| self.lookup(&i.to_string()).is_some()) =>
+            {
                 // `for v in x`: over a `&[T]`/`&Vec<T>` parameter the items are
                 // references; over an array or `Vec` owned by value they are values.
                 let name = p.path.get_ident().unwrap().to_string();
@@ -960,7 +1031,11 @@ impl<'a> Lower<'a> {
                 _ => return None,
             }
         }
-        Some(SliceIter { bases, index, items })
+        Some(SliceIter {
+            bases,
+            index,
+            items,
+        })
     }
 
     fn bind_pattern_tokens(&mut self, pat: &syn::Pat) -> TokenStream {
@@ -1292,7 +1367,11 @@ impl<'a> Lower<'a> {
                 p.span = e.span();
                 Some(p)
             }
-            E::Unary(syn::ExprUnary { op: syn::UnOp::Deref(_), expr, .. }) => {
+            E::Unary(syn::ExprUnary {
+                op: syn::UnOp::Deref(_),
+                expr,
+                ..
+            }) => {
                 let mut p = self.place(expr, out, assign)?;
                 p.wrap.push(Wrap::Deref);
                 p.span = e.span();
@@ -1317,10 +1396,16 @@ impl<'a> Lower<'a> {
         }
         match rules::method(&name) {
             Some(rule) => match &rule.kind {
-                RuleKind::Constant => self.opaque(&syn::Expr::MethodCall(m.clone()), true, OpaqueWhy::Constant),
+                RuleKind::Constant => {
+                    self.opaque(&syn::Expr::MethodCall(m.clone()), true, OpaqueWhy::Constant)
+                }
                 RuleKind::Smooth { .. } => {
                     if rule.arity != Some(m.args.len() + 1) {
-                        return self.opaque(&syn::Expr::MethodCall(m.clone()), false, OpaqueWhy::NoRule(m.method.clone()));
+                        return self.opaque(
+                            &syn::Expr::MethodCall(m.clone()),
+                            false,
+                            OpaqueWhy::NoRule(m.method.clone()),
+                        );
                     }
                     let recv = self.atom(&m.receiver, out);
                     let args = m.args.iter().map(|a| self.atom(a, out)).collect();
@@ -1333,13 +1418,24 @@ impl<'a> Lower<'a> {
                     }
                 }
             },
-            None => self.opaque(&syn::Expr::MethodCall(m.clone()), false, OpaqueWhy::NoRule(m.method.clone())),
+            None => self.opaque(
+                &syn::Expr::MethodCall(m.clone()),
+                false,
+                OpaqueWhy::NoRule(m.method.clone()),
+            ),
         }
     }
 
     fn call(&mut self, c: &syn::ExprCall, out: &mut Vec<Stmt>) -> Expr {
         let syn::Expr::Path(fp) = &*c.func else {
-            return self.opaque(&syn::Expr::Call(c.clone()), false, OpaqueWhy::Unknown(c.func.span(), "only calls of named functions can be differentiated".into()));
+            return self.opaque(
+                &syn::Expr::Call(c.clone()),
+                false,
+                OpaqueWhy::Unknown(
+                    c.func.span(),
+                    "only calls of named functions can be differentiated".into(),
+                ),
+            );
         };
         let path = &fp.path;
         let last = path.segments.last().unwrap().ident.to_string();
@@ -1353,9 +1449,16 @@ impl<'a> Lower<'a> {
             if ty == "f64" || ty == "f32" {
                 if let Some(rule) = rules::method(&last) {
                     match &rule.kind {
-                        RuleKind::Constant => return self.opaque(&syn::Expr::Call(c.clone()), true, OpaqueWhy::Constant),
+                        RuleKind::Constant => {
+                            return self.opaque(
+                                &syn::Expr::Call(c.clone()),
+                                true,
+                                OpaqueWhy::Constant,
+                            )
+                        }
                         RuleKind::Smooth { .. } if rule.arity == Some(c.args.len()) => {
-                            let atoms: Vec<Atom> = c.args.iter().map(|a| self.atom(a, out)).collect();
+                            let atoms: Vec<Atom> =
+                                c.args.iter().map(|a| self.atom(a, out)).collect();
                             let mut it = atoms.into_iter();
                             let recv = it.next().unwrap();
                             return Expr::Method {
@@ -1383,19 +1486,36 @@ impl<'a> Lower<'a> {
     }
 
     fn expr_macro(&mut self, mac: &syn::Macro, e: &syn::Expr, out: &mut Vec<Stmt>) -> Expr {
-        let name = mac.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+        let name = mac
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
         if name == "vec" {
             if let Ok(r) = mac.parse_body_with(parse_vec_repeat) {
                 let x = self.atom(&r.0, out);
                 let n = self.atom(&r.1, out);
                 return Expr::VecRepeat(x, n);
             }
-            if let Ok(list) = mac.parse_body_with(syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated) {
+            if let Ok(list) = mac.parse_body_with(
+                syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated,
+            ) {
                 let atoms = list.iter().map(|x| self.atom(x, out)).collect();
                 return Expr::VecList(atoms);
             }
         }
-        const INERT: &[&str] = &["format", "matches", "concat", "stringify", "line", "file", "column", "cfg", "env"];
+        const INERT: &[&str] = &[
+            "format",
+            "matches",
+            "concat",
+            "stringify",
+            "line",
+            "file",
+            "column",
+            "cfg",
+            "env",
+        ];
         if INERT.contains(&name.as_str()) {
             return self.opaque(e, true, OpaqueWhy::Constant);
         }
@@ -1438,7 +1558,10 @@ impl<'a> Lower<'a> {
                     None => TokenTree::Ident(i),
                 },
                 TokenTree::Group(g) => {
-                    let mut ng = proc_macro2::Group::new(g.delimiter(), self.rename_tokens(g.stream(), reads));
+                    let mut ng = proc_macro2::Group::new(
+                        g.delimiter(),
+                        self.rename_tokens(g.stream(), reads),
+                    );
                     ng.set_span(g.span());
                     TokenTree::Group(ng)
                 }
@@ -1539,7 +1662,9 @@ fn is_integer_range(e: &syn::Expr) -> bool {
     match e {
         syn::Expr::Range(_) => true,
         syn::Expr::Paren(p) => is_integer_range(&p.expr),
-        syn::Expr::MethodCall(m) if m.method == "rev" || m.method == "step_by" => is_integer_range(&m.receiver),
+        syn::Expr::MethodCall(m) if m.method == "rev" || m.method == "step_by" => {
+            is_integer_range(&m.receiver)
+        }
         _ => false,
     }
 }
@@ -1559,7 +1684,10 @@ fn pat_binds(p: &syn::Pat) -> bool {
         syn::Pat::Or(o) => o.cases.iter().any(pat_binds),
         syn::Pat::Tuple(t) => t.elems.iter().any(pat_binds),
         syn::Pat::TupleStruct(t) => t.elems.iter().any(pat_binds),
-        syn::Pat::Struct(s) => s.fields.iter().any(|f| pat_binds(&f.pat)) || s.rest.is_none() && s.fields.is_empty() && false,
+        syn::Pat::Struct(s) => {
+            s.fields.iter().any(|f| pat_binds(&f.pat))
+                || s.rest.is_none() && s.fields.is_empty() && false
+        }
         syn::Pat::Reference(r) => pat_binds(&r.pat),
         syn::Pat::Slice(s) => s.elems.iter().any(pat_binds),
         syn::Pat::Paren(p) => pat_binds(&p.pat),

@@ -117,8 +117,8 @@ impl Signature {
 }
 
 const INACTIVE_SCALARS: &[&str] = &[
-    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize",
-    "bool", "char", "str", "String",
+    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "bool",
+    "char", "str", "String",
 ];
 
 /// Types that cannot carry a derivative: integers, `bool`, `char`, strings, and
@@ -168,7 +168,10 @@ fn mentions_self(tokens: TokenStream) -> bool {
 pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
     let sig = &func.sig;
     if let Some(t) = &sig.asyncness {
-        cx.error_spanned(t, "`async fn` cannot be differentiated; make it a plain `fn`");
+        cx.error_spanned(
+            t,
+            "`async fn` cannot be differentiated; make it a plain `fn`",
+        );
     }
     if let Some(t) = &sig.constness {
         cx.error_spanned(t, "`const fn` cannot be differentiated; remove `const`");
@@ -177,7 +180,10 @@ pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
         cx.error_spanned(t, "`unsafe fn` cannot be differentiated; make it safe");
     }
     if let Some(abi) = &sig.abi {
-        cx.error_spanned(abi, "`extern` functions cannot be differentiated; remove the ABI");
+        cx.error_spanned(
+            abi,
+            "`extern` functions cannot be differentiated; remove the ABI",
+        );
     }
     if let Some(v) = &sig.variadic {
         cx.error_spanned(v, "variadic functions cannot be differentiated");
@@ -209,14 +215,18 @@ pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
         }
         ReturnType::Type(_, t) => {
             if let Type::ImplTrait(_) = **t {
-                cx.error_spanned(t, "`impl Trait` return types cannot be differentiated; name the type");
+                cx.error_spanned(
+                    t,
+                    "`impl Trait` return types cannot be differentiated; name the type",
+                );
             }
             (**t).clone()
         }
     };
 
     let mut params = Vec::new();
-    let qualify_self = mentions_self(sig.to_token_stream()) || mentions_self(func.block.to_token_stream());
+    let qualify_self =
+        mentions_self(sig.to_token_stream()) || mentions_self(func.block.to_token_stream());
     let sig = &mut func.sig;
     for arg in sig.inputs.iter_mut() {
         match arg {
@@ -239,7 +249,9 @@ pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
             FnArg::Typed(pt) => {
                 let no_grad = take_no_grad(&mut pt.attrs, cx);
                 let name = match &*pt.pat {
-                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => pi.ident.clone(),
+                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                        pi.ident.clone()
+                    }
                     other => {
                         cx.error_spanned(
                             other,
@@ -260,7 +272,10 @@ pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
                     }
                 }
                 if let Type::ImplTrait(_) = ty {
-                    cx.error_spanned(&pt.ty, "`impl Trait` parameters cannot be differentiated; name the type");
+                    cx.error_spanned(
+                        &pt.ty,
+                        "`impl Trait` parameters cannot be differentiated; name the type",
+                    );
                     active = false;
                 }
                 params.push(Param {

@@ -83,7 +83,9 @@ impl<'b> Gen<'b> {
             Stmt::Let { value: Some(e), .. } | Stmt::Assign { value: e, .. } => match e {
                 Expr::Atom(a) | Expr::Repeat(a, _) | Expr::VecRepeat(a, _) => bare(a, &mut moved),
                 Expr::Call { args, .. } => args.iter().for_each(|a| bare(a, &mut moved)),
-                Expr::Tuple(v) | Expr::Array(v) | Expr::VecList(v) => v.iter().for_each(|a| bare(a, &mut moved)),
+                Expr::Tuple(v) | Expr::Array(v) | Expr::VecList(v) => {
+                    v.iter().for_each(|a| bare(a, &mut moved))
+                }
                 _ => {}
             },
             Stmt::Tail(a) | Stmt::Return(_, a) => bare(a, &mut moved),
@@ -93,7 +95,9 @@ impl<'b> Gen<'b> {
             .vars
             .iter()
             .enumerate()
-            .map(|(i, v)| (v.kind == VarKind::Param || (v.region == 0 && !body.has_return)) && !moved[i])
+            .map(|(i, v)| {
+                (v.kind == VarKind::Param || (v.region == 0 && !body.has_return)) && !moved[i]
+            })
             .collect();
         let stable = body
             .vars
@@ -144,7 +148,14 @@ impl<'b> Gen<'b> {
 
     /// Makes `a` readable by the reverse code of statement `id` (in `region`),
     /// saving it before (`post == false`) or after the statement.
-    fn read(&mut self, id: StmtId, region: RegionId, a: &Atom, kind: ReadKind, post: bool) -> TokenStream {
+    fn read(
+        &mut self,
+        id: StmtId,
+        region: RegionId,
+        a: &Atom,
+        kind: ReadKind,
+        post: bool,
+    ) -> TokenStream {
         let pv = private();
         let bare = match a {
             Atom::Place(p) => emit_place_bare(&self.body.vars, p),
@@ -194,15 +205,23 @@ impl<'b> Gen<'b> {
             let (save, restore) = if in_top {
                 (quote!(let #slot = #saved;), None)
             } else if self.body.regions[region].loop_depth == 0 {
-                self.top.push(quote!(let mut #slot = ::core::option::Option::None;));
+                self.top
+                    .push(quote!(let mut #slot = ::core::option::Option::None;));
                 (
                     quote!(#slot = ::core::option::Option::Some(#saved);),
                     Some(quote!(let #slot = #pv::unslot(&mut #slot);)),
                 )
             } else {
-                self.top.push(quote!(let mut #slot = ::std::vec::Vec::new();));
-                self.region_stacks.entry(region).or_default().push(slot.clone());
-                (quote!(#slot.push(#saved);), Some(quote!(let #slot = #pv::pop(&mut #slot);)))
+                self.top
+                    .push(quote!(let mut #slot = ::std::vec::Vec::new();));
+                self.region_stacks
+                    .entry(region)
+                    .or_default()
+                    .push(slot.clone());
+                (
+                    quote!(#slot.push(#saved);),
+                    Some(quote!(let #slot = #pv::pop(&mut #slot);)),
+                )
             };
             let plan = self.plans.entry(id).or_default();
             if post {
@@ -218,7 +237,11 @@ impl<'b> Gen<'b> {
                 ReadKind::CallArg => with_wraps(quote!(#slot), a),
             }
         };
-        self.plans.entry(id).or_default().reads.insert(key, out.clone());
+        self.plans
+            .entry(id)
+            .or_default()
+            .reads
+            .insert(key, out.clone());
         out
     }
 
@@ -250,7 +273,15 @@ impl<'b> Gen<'b> {
 
     /// Plans the reverse code of `y = e` (`out`: the place holding `y`) and
     /// returns it; saves go into the statement's plan.
-    fn rev_expr(&mut self, id: StmtId, region: RegionId, e: &Expr, out: Option<&Atom>, d: &Ident, span: Span) -> TokenStream {
+    fn rev_expr(
+        &mut self,
+        id: StmtId,
+        region: RegionId,
+        e: &Expr,
+        out: Option<&Atom>,
+        d: &Ident,
+        span: Span,
+    ) -> TokenStream {
         let pv = private();
         let mut code = TokenStream::new();
         match e {
@@ -261,17 +292,20 @@ impl<'b> Gen<'b> {
                 }
             }
             Expr::Binary(..) | Expr::Neg(_) | Expr::Method { .. } | Expr::Cast(..) => {
-                let (operands, trait_name, cast_ty): (Vec<&Atom>, &str, Option<&syn::Type>) = match e {
-                    Expr::Binary(op, l, r) => (vec![l, r], trait_of(rules::binary(*op)), None),
-                    Expr::Neg(x) => (vec![x], "NegOp", None),
-                    Expr::Cast(x, ty) => (vec![x], "CastTo", Some(ty)),
-                    Expr::Method { rule, recv, args, .. } => {
-                        let mut v = vec![recv];
-                        v.extend(args.iter());
-                        (v, trait_of(rule), None)
-                    }
-                    _ => unreachable!(),
-                };
+                let (operands, trait_name, cast_ty): (Vec<&Atom>, &str, Option<&syn::Type>) =
+                    match e {
+                        Expr::Binary(op, l, r) => (vec![l, r], trait_of(rules::binary(*op)), None),
+                        Expr::Neg(x) => (vec![x], "NegOp", None),
+                        Expr::Cast(x, ty) => (vec![x], "CastTo", Some(ty)),
+                        Expr::Method {
+                            rule, recv, args, ..
+                        } => {
+                            let mut v = vec![recv];
+                            v.extend(args.iter());
+                            (v, trait_of(rule), None)
+                        }
+                        _ => unreachable!(),
+                    };
                 let tr = Ident::new(trait_name, Span::call_site());
                 // Values first, so a shape can come from a saved value.
                 for (k, reads) in partial_reads(e) {
@@ -284,7 +318,13 @@ impl<'b> Gen<'b> {
                                 self.read(id, region, operands[j], ReadKind::Value, false);
                             }
                             Operand::Out => {
-                                self.read(id, region, out.expect("rule reads the output"), ReadKind::Value, true);
+                                self.read(
+                                    id,
+                                    region,
+                                    out.expect("rule reads the output"),
+                                    ReadKind::Value,
+                                    true,
+                                );
                             }
                             _ => {}
                         }
@@ -298,10 +338,22 @@ impl<'b> Gen<'b> {
                     let mut args = Vec::new();
                     for r in reads {
                         args.push(match *r {
-                            Operand::Value(j) => self.read(id, region, operands[j], ReadKind::Value, false),
-                            Operand::Shape(j) => self.read(id, region, operands[j], ReadKind::Shape, false),
-                            Operand::Int(j) => self.read(id, region, operands[j], ReadKind::Plain, false),
-                            Operand::Out => self.read(id, region, out.expect("rule reads the output"), ReadKind::Value, true),
+                            Operand::Value(j) => {
+                                self.read(id, region, operands[j], ReadKind::Value, false)
+                            }
+                            Operand::Shape(j) => {
+                                self.read(id, region, operands[j], ReadKind::Shape, false)
+                            }
+                            Operand::Int(j) => {
+                                self.read(id, region, operands[j], ReadKind::Plain, false)
+                            }
+                            Operand::Out => self.read(
+                                id,
+                                region,
+                                out.expect("rule reads the output"),
+                                ReadKind::Value,
+                                true,
+                            ),
                             Operand::D => quote!(&#d),
                         });
                     }
@@ -442,7 +494,12 @@ impl<'b> Gen<'b> {
                 };
                 self.wrap_saves(*id, stmt)
             }
-            Stmt::If { id, cond, then, els } => {
+            Stmt::If {
+                id,
+                cond,
+                then,
+                els,
+            } => {
                 if self.an.has_rev.contains(id) {
                     self.read(*id, region, cond, ReadKind::Plain, false);
                 }
@@ -526,9 +583,10 @@ impl<'b> Gen<'b> {
 
     /// A `break`/`continue` inside a loop nested in `lp` targets `lp`.
     fn has_inner_exit(&self, lp: LoopId) -> bool {
-        self.body.exits.iter().any(|e| {
-            e.target == Some(lp) && e.loops.last() != Some(&lp)
-        })
+        self.body
+            .exits
+            .iter()
+            .any(|e| e.target == Some(lp) && e.loops.last() != Some(&lp))
     }
 
     fn loop_parent_depth(&self, lp: LoopId) -> usize {
@@ -545,7 +603,14 @@ impl<'b> Gen<'b> {
         }
     }
 
-    fn forward_loop(&mut self, id: StmtId, lp: LoopId, head: &LoopHead, body: &Block, label: Option<&syn::Lifetime>) -> TokenStream {
+    fn forward_loop(
+        &mut self,
+        id: StmtId,
+        lp: LoopId,
+        head: &LoopHead,
+        body: &Block,
+        label: Option<&syn::Lifetime>,
+    ) -> TokenStream {
         let rev = self.an.loop_rev[lp];
         let info = &self.body.loops[lp];
         let nested = !info.outer.is_empty();
@@ -580,7 +645,11 @@ impl<'b> Gen<'b> {
             }
         }
         let inner = self.forward_block(body);
-        let stacks = self.region_stacks.get(&body.region).cloned().unwrap_or_default();
+        let stacks = self
+            .region_stacks
+            .get(&body.region)
+            .cloned()
+            .unwrap_or_default();
         // User labels are replaced by generated ones (`'__lN`); a loop gets a
         // label only when a `break`/`continue` from an inner loop names it.
         let _ = (id, label);
@@ -666,7 +735,9 @@ impl<'b> Gen<'b> {
     }
 
     fn reverse_seq(&mut self, stmts: &[Stmt], region: RegionId) -> TokenStream {
-        let k = stmts.iter().position(|s| !self.exits_of(s, region).is_empty());
+        let k = stmts
+            .iter()
+            .position(|s| !self.exits_of(s, region).is_empty());
         let (head, rest) = match k {
             None => (stmts, &[][..]),
             Some(k) => stmts.split_at(k + 1),
@@ -737,7 +808,13 @@ impl<'b> Gen<'b> {
     fn reverse_stmt(&mut self, s: &Stmt, region: RegionId) -> TokenStream {
         let pv = private();
         match s {
-            Stmt::Let { id, pat, value: Some(value), span, .. } if self.an.has_rev.contains(id) => {
+            Stmt::Let {
+                id,
+                pat,
+                value: Some(value),
+                span,
+                ..
+            } if self.an.has_rev.contains(id) => {
                 let restores = self.restores(*id);
                 let (d, bind) = match pat {
                     Pat::Var(v) => (self.adj_name(*v), quote!()),
@@ -759,7 +836,13 @@ impl<'b> Gen<'b> {
                 let code = self.rev_expr(*id, region, value, out.as_ref(), &d, *span);
                 quote!(#restores #bind #code)
             }
-            Stmt::Assign { id, place, value, span, .. } if self.an.has_rev.contains(id) => {
+            Stmt::Assign {
+                id,
+                place,
+                value,
+                span,
+                ..
+            } if self.an.has_rev.contains(id) => {
                 let restores = self.restores(*id);
                 let d = self.tmp();
                 let adj = self.adj_mut(*id, region, place);
@@ -767,7 +850,12 @@ impl<'b> Gen<'b> {
                 let code = self.rev_expr(*id, region, value, Some(&out), &d, *span);
                 quote!(#restores let #d = #pv::take(#adj); #code)
             }
-            Stmt::If { id, cond, then, els } if self.an.has_rev.contains(id) => {
+            Stmt::If {
+                id,
+                cond,
+                then,
+                els,
+            } if self.an.has_rev.contains(id) => {
                 let restores = self.restores(*id);
                 let c = self.read(*id, region, cond, ReadKind::Plain, false);
                 let t = self.reverse_block(then);
@@ -793,9 +881,14 @@ impl<'b> Gen<'b> {
                     }
                 }
                 let needs_last = self.body.exits.iter().any(|e| {
-                    e.loops.contains(lp) && !(matches!(e.kind, ExitKind::Continue) && e.target == Some(*lp))
+                    e.loops.contains(lp)
+                        && !(matches!(e.kind, ExitKind::Continue) && e.target == Some(*lp))
                 });
-                let mut start = if needs_last { quote!(let #last = __r == 0;) } else { quote!() };
+                let mut start = if needs_last {
+                    quote!(let #last = __r == 0;)
+                } else {
+                    quote!()
+                };
                 if info.has_continue {
                     start.extend(quote!(let #c = #pv::pop(&mut #c);));
                 }

@@ -82,7 +82,10 @@ pub static METHODS: &[Rule] = &[
     smooth!(
         "atan2",
         "Atan2",
-        [p!("d_x": Value(0), Value(1), D), p!("d_other": Value(0), Value(1), D)]
+        [
+            p!("d_x": Value(0), Value(1), D),
+            p!("d_other": Value(0), Value(1), D)
+        ]
     ),
     smooth!("sinh", "Sinh", [p!("d_x": Value(0), D)]),
     smooth!("cosh", "Cosh", [p!("d_x": Value(0), D)]),
@@ -98,7 +101,10 @@ pub static METHODS: &[Rule] = &[
     smooth!(
         "log",
         "Log",
-        [p!("d_x": Value(0), Value(1), D), p!("d_base": Value(0), Value(1), D)]
+        [
+            p!("d_x": Value(0), Value(1), D),
+            p!("d_base": Value(0), Value(1), D)
+        ]
     ),
     smooth!("log2", "Log2", [p!("d_x": Value(0), D)]),
     smooth!("log10", "Log10", [p!("d_x": Value(0), D)]),
@@ -108,7 +114,10 @@ pub static METHODS: &[Rule] = &[
     smooth!(
         "powf",
         "Powf",
-        [p!("d_x": Value(0), Value(1), D), p!("d_p": Value(0), Out, D)]
+        [
+            p!("d_x": Value(0), Value(1), D),
+            p!("d_p": Value(0), Out, D)
+        ]
     ),
     smooth!(
         "hypot",
@@ -125,12 +134,18 @@ pub static METHODS: &[Rule] = &[
     smooth!(
         "max",
         "Max",
-        [p!("d_x": Value(0), Value(1), D), p!("d_other": Value(0), Value(1), D)]
+        [
+            p!("d_x": Value(0), Value(1), D),
+            p!("d_other": Value(0), Value(1), D)
+        ]
     ),
     smooth!(
         "min",
         "Min",
-        [p!("d_x": Value(0), Value(1), D), p!("d_other": Value(0), Value(1), D)]
+        [
+            p!("d_x": Value(0), Value(1), D),
+            p!("d_other": Value(0), Value(1), D)
+        ]
     ),
     smooth!(
         "clamp",
@@ -173,22 +188,34 @@ pub static CONSTANT_METHODS: &[Rule] = constant!(
 pub static ADD: Rule = smooth!(
     "+",
     "AddOp",
-    [p!("d_lhs": Shape(0), Shape(1), D), p!("d_rhs": Shape(0), Shape(1), D)]
+    [
+        p!("d_lhs": Shape(0), Shape(1), D),
+        p!("d_rhs": Shape(0), Shape(1), D)
+    ]
 );
 pub static SUB: Rule = smooth!(
     "-",
     "SubOp",
-    [p!("d_lhs": Shape(0), Shape(1), D), p!("d_rhs": Shape(0), Shape(1), D)]
+    [
+        p!("d_lhs": Shape(0), Shape(1), D),
+        p!("d_rhs": Shape(0), Shape(1), D)
+    ]
 );
 pub static MUL: Rule = smooth!(
     "*",
     "MulOp",
-    [p!("d_lhs": Shape(0), Value(1), D), p!("d_rhs": Value(0), Shape(1), D)]
+    [
+        p!("d_lhs": Shape(0), Value(1), D),
+        p!("d_rhs": Value(0), Shape(1), D)
+    ]
 );
 pub static DIV: Rule = smooth!(
     "/",
     "DivOp",
-    [p!("d_lhs": Shape(0), Value(1), D), p!("d_rhs": Shape(0), Value(1), Out, D)]
+    [
+        p!("d_lhs": Shape(0), Value(1), D),
+        p!("d_rhs": Shape(0), Value(1), Out, D)
+    ]
 );
 pub static NEG: Rule = smooth!("-", "NegOp", [p!("d_x": D)]);
 pub static CAST: Rule = smooth!("as", "CastTo", [p!("d_x": Shape(0), D)]);
