@@ -1384,7 +1384,7 @@ impl<'a> Lower<'a> {
     fn method_call(&mut self, m: &syn::ExprMethodCall, out: &mut Vec<Stmt>) -> Expr {
         let name = m.method.to_string();
         // `self.g(..)` and `self.field.g(..)`: a differentiable method.
-        if receiver_is_self_path(&m.receiver) && rules::method(&name).is_none() {
+        if receiver_is_self_path(&m.receiver) && !rules::has_method(&name) {
             let recv = self.atom(&m.receiver, out);
             let mut args = vec![recv];
             args.extend(m.args.iter().map(|a| self.atom(a, out)));
@@ -1394,7 +1394,7 @@ impl<'a> Lower<'a> {
                 span: m.span(),
             };
         }
-        match rules::method(&name) {
+        match rules::method(&name, m.args.len() + 1) {
             Some(rule) => match &rule.kind {
                 RuleKind::Constant => {
                     self.opaque(&syn::Expr::MethodCall(m.clone()), true, OpaqueWhy::Constant)
@@ -1447,7 +1447,7 @@ impl<'a> Lower<'a> {
         if path.segments.len() == 2 && fp.qself.is_none() {
             let ty = path.segments[0].ident.to_string();
             if ty == "f64" || ty == "f32" {
-                if let Some(rule) = rules::method(&last) {
+                if let Some(rule) = rules::method(&last, c.args.len()) {
                     match &rule.kind {
                         RuleKind::Constant => {
                             return self.opaque(

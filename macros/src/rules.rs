@@ -157,6 +157,82 @@ pub static METHODS: &[Rule] = &[
         ]
     ),
     smooth!("fract", "Fract", [p!("d_x": D)]),
+    // ---- tensor methods (rules in `runtime/src/rules/tensor.rs`)
+    smooth!(
+        "matmul",
+        "MatMul",
+        [p!("d_x": Shape(0), Value(1), D), p!("d_other": Value(0), Shape(1), D)]
+    ),
+    smooth!("relu", "Relu", [p!("d_x": Out, D)]),
+    smooth!("leaky_relu", "LeakyRelu", [p!("d_x": Value(0), Value(1), D), None]),
+    smooth!("sigmoid", "Sigmoid", [p!("d_x": Out, D)]),
+    smooth!("gelu", "Gelu", [p!("d_x": Value(0), D)]),
+    smooth!("square", "Square", [p!("d_x": Value(0), D)]),
+    smooth!("sum", "SumAll", [p!("d_x": Shape(0), D)]),
+    smooth!("mean", "MeanAll", [p!("d_x": Shape(0), D)]),
+    smooth!("max", "MaxAll", [p!("d_x": Value(0), Out, D)]),
+    smooth!("min", "MinAll", [p!("d_x": Value(0), Out, D)]),
+    smooth!(
+        "sum_axis",
+        "SumAxis",
+        [p!("d_x": Shape(0), Int(1), Int(2), D), None, None]
+    ),
+    smooth!(
+        "mean_axis",
+        "MeanAxis",
+        [p!("d_x": Shape(0), Int(1), Int(2), D), None, None]
+    ),
+    smooth!(
+        "max_axis",
+        "MaxAxis",
+        [p!("d_x": Value(0), Out, Int(1), Int(2), D), None, None]
+    ),
+    smooth!("softmax", "Softmax", [p!("d_x": Out, Int(1), D), None]),
+    smooth!("log_softmax", "LogSoftmax", [p!("d_x": Out, Int(1), D), None]),
+    smooth!(
+        "conv2d",
+        "Conv2d",
+        [
+            p!("d_x": Shape(0), Value(1), Int(2), Int(3), D),
+            p!("d_weight": Value(0), Shape(1), Int(2), Int(3), D),
+            None,
+            None
+        ]
+    ),
+    smooth!(
+        "max_pool2d",
+        "MaxPool2d",
+        [p!("d_x": Value(0), Int(1), Int(2), D), None, None]
+    ),
+    smooth!(
+        "avg_pool2d",
+        "AvgPool2d",
+        [p!("d_x": Shape(0), Int(1), Int(2), D), None, None]
+    ),
+    smooth!("gather_rows", "GatherRows", [p!("d_x": Shape(0), Value(1), D), None]),
+    smooth!("select_rows", "SelectRows", [p!("d_x": Shape(0), Value(1), D), None]),
+    smooth!("reshape", "Reshape", [p!("d_x": Shape(0), D), None]),
+    smooth!("transpose", "Transpose", [p!("d_x": Int(1), Int(2), D), None, None]),
+    smooth!("t", "T", [p!("d_x": D)]),
+    smooth!("permute", "Permute", [p!("d_x": Value(1), D), None]),
+    smooth!(
+        "narrow",
+        "Narrow",
+        [p!("d_x": Shape(0), Int(1), Int(2), Int(3), D), None, None, None]
+    ),
+    smooth!("unsqueeze", "Unsqueeze", [p!("d_x": Int(1), D), None]),
+    smooth!("squeeze", "Squeeze", [p!("d_x": Shape(0), Int(1), D), None]),
+    smooth!("contiguous", "Contiguous", [p!("d_x": D)]),
+    smooth!(
+        "maximum",
+        "Maximum",
+        [p!("d_x": Value(0), Value(1), D), p!("d_other": Value(0), Value(1), D)]
+    ),
+    smooth!(
+        "minimum",
+        "Minimum",
+        [p!("d_x": Value(0), Value(1), D), p!("d_other": Value(0), Value(1), D)]
+    ),
     smooth!("to_degrees", "ToDegrees", [p!("d_x": D)]),
     smooth!("to_radians", "ToRadians", [p!("d_x": D)]),
 ];
@@ -230,9 +306,16 @@ pub fn binary(op: crate::ir::BinOp) -> &'static Rule {
     }
 }
 
-pub fn method(name: &str) -> Option<&'static Rule> {
+/// The rule for `name` called with `arity` operands (receiver included):
+/// `x.max(y)` (scalar) and `t.max()` (tensor reduction) are different rules.
+pub fn method(name: &str, arity: usize) -> Option<&'static Rule> {
     METHODS
         .iter()
-        .chain(CONSTANT_METHODS)
-        .find(|r| r.name == name)
+        .find(|r| r.name == name && r.arity == Some(arity))
+        .or_else(|| CONSTANT_METHODS.iter().find(|r| r.name == name))
+}
+
+/// Whether any rule has this name (with another arity).
+pub fn has_method(name: &str) -> bool {
+    METHODS.iter().chain(CONSTANT_METHODS).any(|r| r.name == name)
 }
