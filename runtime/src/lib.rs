@@ -6,6 +6,10 @@
 //!   each tested against finite differences.
 //! * [`stop_gradient`]: the identity with a zero derivative.
 
+pub mod checkpoint;
+pub mod nn;
+pub mod optim;
+pub mod params;
 pub mod rules;
 mod tangent;
 pub mod tensor;

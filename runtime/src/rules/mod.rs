@@ -7,5 +7,7 @@
 //! contribution for one operand.
 
 mod scalar;
+mod tensor;
 
 pub use scalar::*;
+pub use tensor::*;

@@ -1,0 +1,1 @@
+//! Losses, initialisers, batching (being written).
