@@ -1342,7 +1342,7 @@ impl<'a> Lower<'a> {
             E::Paren(p) => self.place(&p.expr, out, assign),
             E::Field(f) => {
                 let mut p = self.place(&f.base, out, assign)?;
-                if p.wrap.iter().any(|w| *w == Wrap::Ref) {
+                if p.wrap.contains(&Wrap::Ref) {
                     return None;
                 }
                 p.wrap.clear();
@@ -1352,7 +1352,7 @@ impl<'a> Lower<'a> {
             }
             E::Index(ix) => {
                 let mut p = self.place(&ix.expr, out, assign)?;
-                if p.wrap.iter().any(|w| *w == Wrap::Ref) {
+                if p.wrap.contains(&Wrap::Ref) {
                     return None;
                 }
                 p.wrap.clear();
@@ -1680,13 +1680,13 @@ fn is_unit_block_expr(e: &syn::Expr) -> bool {
 
 fn pat_binds(p: &syn::Pat) -> bool {
     match p {
-        syn::Pat::Ident(_) => true,
+        // `N`, `None`: constants and unit variants, not bindings.
+        syn::Pat::Ident(pi) => !pi.ident.to_string().starts_with(|c: char| c.is_ascii_uppercase()),
         syn::Pat::Or(o) => o.cases.iter().any(pat_binds),
         syn::Pat::Tuple(t) => t.elems.iter().any(pat_binds),
         syn::Pat::TupleStruct(t) => t.elems.iter().any(pat_binds),
         syn::Pat::Struct(s) => {
             s.fields.iter().any(|f| pat_binds(&f.pat))
-                || s.rest.is_none() && s.fields.is_empty() && false
         }
         syn::Pat::Reference(r) => pat_binds(&r.pat),
         syn::Pat::Slice(s) => s.elems.iter().any(pat_binds),
