@@ -5,11 +5,12 @@
 //! with loop-carried values, branches inside loops.
 
 // `a = a * x` is written out on purpose: plain assignment is a construct under test.
-// Index loops and an empty range are constructs under test too.
+// Index loops, an empty range and `&Vec` parameters are constructs under test too.
 #![allow(
     clippy::assign_op_pattern,
     clippy::needless_range_loop,
-    clippy::reversed_empty_ranges
+    clippy::reversed_empty_ranges,
+    clippy::ptr_arg
 )]
 
 mod common;
@@ -710,4 +711,69 @@ fn overwrites_and_nesting() {
         while_over_slice_grad,
         &inputs(),
     );
+}
+
+// ---------------------------------------------------------------- iterating arrays and Vecs
+
+#[differentiable]
+fn iter_array_ref(x: [f64; 3]) -> f64 {
+    let mut s = 1.0;
+    for v in &x {
+        s = s * v + v.cos();
+    }
+    s
+}
+
+#[differentiable]
+fn iter_array_enumerate(x: &[f64; 4], w: f64) -> f64 {
+    let mut s = 0.0;
+    for (i, v) in x.iter().enumerate() {
+        s += (v * w).sin() * i as f64;
+    }
+    s
+}
+
+#[differentiable]
+fn iter_vec_pattern(x: Vec<f64>, y: &Vec<f64>) -> f64 {
+    let mut s = 0.0;
+    for (&a, b) in x.iter().zip(y.iter()) {
+        s = s * 0.5 + a * b * b;
+    }
+    s
+}
+
+#[test]
+fn array_and_vec_iteration() {
+    for x in [[0.5, -1.2, 0.8], [1.5, 0.3, -0.4]] {
+        let (v, d) = iter_array_ref_grad(x);
+        assert_eq!(v, iter_array_ref(x));
+        assert_all_close(&d, &fd_array(iter_array_ref, x), "iter_array_ref");
+    }
+    let x = [0.5, -1.2, 0.8, 2.0];
+    for w in [0.7, -1.3] {
+        let (v, (dx, dw)) = iter_array_enumerate_grad(&x, w);
+        assert_eq!(v, iter_array_enumerate(&x, w));
+        // d/dx_i = i w cos(x_i w)
+        let e: Vec<f64> = (0..4).map(|i| i as f64 * w * (x[i] * w).cos()).collect();
+        assert_all_close(&dx, &e, "iter_array_enumerate dx");
+        assert_close(
+            dw,
+            fd(|w| iter_array_enumerate(&x, w), w),
+            "iter_array_enumerate dw",
+        );
+    }
+    for (x, y) in pairs() {
+        let (v, (dx, dy)) = iter_vec_pattern_grad(x.clone(), &y);
+        assert_eq!(v, iter_vec_pattern(x.clone(), &y));
+        assert_all_close(
+            &dx,
+            &fd_slice(|x| iter_vec_pattern(x.to_vec(), &y), &x),
+            "iter_vec_pattern dx",
+        );
+        assert_all_close(
+            &dy,
+            &fd_slice(|y| iter_vec_pattern(x.clone(), &y.to_vec()), &y),
+            "iter_vec_pattern dy",
+        );
+    }
 }
