@@ -200,8 +200,7 @@ fn iter_sum_sq(x: &[f64]) -> f64 {
 #[differentiable]
 fn iter_ref(x: &[f64]) -> f64 {
     let mut s = 0.0;
-    // (`for v in x`: wip/bugs/02-for-over-slice-param-directly.rs)
-    for v in x.iter() {
+    for v in x {
         s += v.sin() * *v;
     }
     s
@@ -210,8 +209,7 @@ fn iter_ref(x: &[f64]) -> f64 {
 #[differentiable]
 fn iter_pattern(x: &[f64]) -> f64 {
     let mut p = 1.0;
-    // (`for &v in x`: wip/bugs/02-for-over-slice-param-directly.rs)
-    for &v in x.iter() {
+    for &v in x {
         p = p * (1.0 + v * v);
     }
     p.ln()
@@ -385,7 +383,7 @@ fn continue_in_while(x: f64) -> f64 {
 #[differentiable]
 fn break_in_for_active(x: &[f64]) -> f64 {
     let mut s = 0.0;
-    for v in x.iter() {
+    for v in x {
         s += v * v;
         if s > 1.0 {
             break;
