@@ -1,0 +1,14 @@
+use tapeless::differentiable;
+
+mod util {
+    pub fn helper(t: f64) -> f64 {
+        t * t
+    }
+}
+
+#[differentiable]
+fn f(x: f64) -> f64 {
+    util::helper(x) + 1.0
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use tapeless::derivative;
+
+fn cube(x: f64) -> f64 {
+    x * x * x
+}
+
+#[derivative(of = cube)]
+fn cube_rule(x: f64, d_out: f64) -> f64 {
+    3.0 * x * x * d_out
+}
+
+fn main() {}
