@@ -95,7 +95,7 @@ fn conv2d_matches_direct_convolution() {
         let kh = 1 + rng.below(3);
         let kw = 1 + rng.below(3);
         let stride = 1 + rng.below(2);
-        let pad = rng.below(2);
+        let pad = rng.below(4);
         let h = kh + rng.below(6);
         let w = kw + rng.below(6);
         let x = rng.tensor(&[n, c, h, w]);
@@ -134,7 +134,7 @@ fn conv2d_backward_kernels_are_adjoints() {
         let o = 1 + rng.below(3);
         let k = 1 + rng.below(3);
         let stride = 1 + rng.below(2);
-        let pad = rng.below(2);
+        let pad = rng.below(4);
         let h = k + rng.below(5);
         let w = k + rng.below(5);
         let x = rng.tensor(&[n, c, h, w]);
@@ -295,4 +295,35 @@ fn large_pooling_goes_parallel() {
     let d = Tensor::ones(got.shape());
     let dx = avg_pool2d_backward(&d, x.shape(), 2, 2);
     assert_close(&dx.to_vec(), &vec![0.25; x.numel()], 0.0);
+}
+
+#[test]
+fn conv_splits_large_batches_into_groups() {
+    // 144 × 1024 im2col floats per image: several groups of images.
+    let mut rng = Rng(88);
+    let x = rng.tensor(&[9, 16, 32, 32]);
+    let wt = rng.tensor(&[4, 16, 3, 3]);
+    let b = rng.tensor(&[4]);
+    let y = x.conv2d(&wt, Some(&b), 1, 1);
+    let (want, _) = naive_conv(&x, &wt, Some(&b), 1, 1);
+    assert_close(&y.to_vec(), &want, 1e-5);
+    let d = rng.tensor(y.shape());
+    let lhs = dot(&x.conv2d(&wt, None, 1, 1), &d);
+    let dx = conv2d_backward_input(&d, &wt, x.shape(), 1, 1);
+    assert!((lhs - dot(&x, &dx)).abs() < 1e-4 * (1.0 + lhs.abs()));
+    let dw = conv2d_backward_weight(&x, &d, wt.shape(), 1, 1);
+    assert!((lhs - dot(&wt, &dw)).abs() < 1e-4 * (1.0 + lhs.abs()));
+}
+
+#[test]
+fn max_pool_propagates_nan() {
+    let x = Tensor::from_vec(vec![1.0, f32::NAN, 3.0, 2.0], &[1, 1, 2, 2]);
+    for (k, s) in [(2, 2), (2, 1)] {
+        let (y, idx) = x.max_pool2d_with_indices(k, s);
+        assert!(y.item().is_nan());
+        assert_eq!(idx, vec![1]);
+    }
+    let x = Tensor::from_vec(vec![1.0, 5.0, 3.0, 5.0, 0.0, 0.0], &[1, 1, 2, 3]);
+    // Ties: the first maximum in row-major window order.
+    assert_eq!(x.max_pool2d_indices(2, 1), vec![1, 1]);
 }
