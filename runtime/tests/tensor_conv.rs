@@ -327,3 +327,23 @@ fn max_pool_propagates_nan() {
     // Ties: the first maximum in row-major window order.
     assert_eq!(x.max_pool2d_indices(2, 1), vec![1, 1]);
 }
+
+#[test]
+fn conv_backward_input_in_groups_is_the_adjoint() {
+    // Many output channels: the input gradient takes the grouped GEMM path,
+    // in two groups of images.
+    let mut rng = Rng(99);
+    let x = rng.tensor(&[60, 2, 32, 32]);
+    let wt = rng.tensor(&[128, 2, 3, 3]);
+    let y = x.conv2d(&wt, None, 1, 1);
+    let d = rng.tensor(y.shape());
+    let lhs = dot(&y, &d);
+    let dx = conv2d_backward_input(&d, &wt, x.shape(), 1, 1);
+    assert!(
+        (lhs - dot(&x, &dx)).abs() < 1e-4 * (1.0 + lhs.abs()),
+        "{lhs} vs {}",
+        dot(&x, &dx)
+    );
+    let dw = conv2d_backward_weight(&x, &d, wt.shape(), 1, 1);
+    assert!((lhs - dot(&wt, &dw)).abs() < 1e-4 * (1.0 + lhs.abs()));
+}
