@@ -6,6 +6,11 @@
 //! `#[no_grad]` (hyper-parameters, sizes) are carried along: copied into
 //! tangents built from a value, `Default` in the shapeless zero, and never
 //! accumulated.
+//!
+//! It also implements `tapeless::params::Parameters`, visiting the fields
+//! that are not `#[no_grad]` in declaration order under their names (`w`,
+//! or `0`, `1`, ... for tuple structs), so optimizers and checkpoints can walk
+//! the model's buffers by dotted path (`layers.0.w`).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -73,6 +78,29 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         }
         syn::Fields::Unit => quote!(#name),
     };
+    // `Parameters`: one call per differentiated field, under its name.
+    let params_calls = |call: &dyn Fn(&TokenStream) -> TokenStream| -> Vec<TokenStream> {
+        fields
+            .iter()
+            .filter(|(_, ng, _)| !ng)
+            .map(|(m, _, f)| {
+                let seg = m.to_string();
+                let call = call(m);
+                quote_spanned! {f.span()=>
+                    let __len = #p::params::push_name(__name, #seg);
+                    #call;
+                    __name.truncate(__len);
+                }
+            })
+            .collect()
+    };
+    let visit = params_calls(&|m| quote!(#p::params::Parameters::visit(&self.#m, __name, __f)));
+    let visit_mut = params_calls(
+        &|m| quote!(#p::params::Parameters::visit_mut(&mut self.#m, __name, __f)),
+    );
+    let zip_mut = params_calls(
+        &|m| quote!(#p::params::Parameters::zip_mut(&mut self.#m, &__grad.#m, __name, __f)),
+    );
     let zl = build(zero_like.collect());
     let z = build(zero.collect());
     Ok(quote! {
@@ -92,6 +120,35 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             fn accumulate(&mut self, other: Self) {
                 #(#acc)*
                 let _ = other;
+            }
+        }
+
+        #[automatically_derived]
+        impl #impl_g #p::params::Parameters for #name #ty_g #where_c {
+            fn visit(
+                &self,
+                __name: &mut ::std::string::String,
+                __f: &mut #p::params::VisitFn<'_>,
+            ) {
+                #(#visit)*
+                let _ = (__name, __f);
+            }
+            fn visit_mut(
+                &mut self,
+                __name: &mut ::std::string::String,
+                __f: &mut #p::params::VisitMutFn<'_>,
+            ) {
+                #(#visit_mut)*
+                let _ = (__name, __f);
+            }
+            fn zip_mut(
+                &mut self,
+                __grad: &Self,
+                __name: &mut ::std::string::String,
+                __f: &mut #p::params::ZipFn<'_>,
+            ) {
+                #(#zip_mut)*
+                let _ = (__grad, __name, __f);
             }
         }
 

@@ -34,7 +34,7 @@ pub fn global_norm<M: Parameters>(grad: &M) -> f64 {
 pub fn clip_grad_norm<M: Parameters>(grad: &mut M, max_norm: f64) -> f64 {
     let total = global_norm(grad);
     let c = max_norm / (total + 1e-6);
-    if c < 1.0 {
+    if total.is_finite() && c < 1.0 {
         for_each_mut(grad, |_, g| match g.data {
             DataMut::F32(d) => scale(d, c),
             DataMut::F64(d) => scale(d, c),
