@@ -12,12 +12,14 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ItemFn;
 
 /// Lints the generated functions may trip although they are correct:
-/// `unused_mut`/`unused_variables`/`unused_labels` (a value or record that a
+/// `dead_code` (a user need not call every companion), `unused_mut`/
+/// `unused_variables`/`unused_labels` (a value or record that a
 /// particular function's reverse sweep happens not to need), clippy's style
 /// lints (A-normal form reads differently from hand-written code).
 fn allows() -> TokenStream {
     quote! {
         #[allow(
+            dead_code,
             unused_mut,
             unused_variables,
             unused_labels,
@@ -95,8 +97,11 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         quote!((#(#grads,)*))
     };
+    let original = sig.sibling(&func.sig.ident);
     let adjoint_body = quote! {
         use ::tapeless::__private as __rt;
+        // Calling the gradient counts as using the function (no `dead_code` warning).
+        let _ = #original;
         // Forward sweep: the primal, keeping what the reverse sweep reads.
         #forward
         // Reverse sweep: adjoints, last operation first.

@@ -93,7 +93,7 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
         l.scopes[0].insert(p.name.to_string(), id);
     }
     let mut stmts = Vec::new();
-    let tail = l.block_inline(&func.block, &mut stmts);
+    let tail = l.block_inline(&func.block, &mut stmts, true);
     match tail {
         Some(Tail::Value(a)) => stmts.push(Stmt::Tail(a)),
         Some(Tail::Diverges) => {}
@@ -222,14 +222,21 @@ impl<'a> Lower<'a> {
     // --------------------------------------------------------------- blocks
 
     /// Lowers a block into `out` (same region, new scope); returns its tail.
-    fn block_inline(&mut self, block: &syn::Block, out: &mut Vec<Stmt>) -> Option<Tail> {
+    /// Where the block's value is not used (`value == false`: loop bodies,
+    /// statement `if`s) its last expression is a statement.
+    fn block_inline(
+        &mut self,
+        block: &syn::Block,
+        out: &mut Vec<Stmt>,
+        value: bool,
+    ) -> Option<Tail> {
         self.scopes.push(HashMap::new());
         let mut tail = None;
         let n = block.stmts.len();
         for (i, stmt) in block.stmts.iter().enumerate() {
             let last = i + 1 == n;
             match stmt {
-                syn::Stmt::Expr(e, None) if last => {
+                syn::Stmt::Expr(e, None) if last && value => {
                     tail = Some(self.tail_expr(e, out));
                 }
                 _ => self.stmt(stmt, out),
@@ -240,11 +247,11 @@ impl<'a> Lower<'a> {
     }
 
     /// Lowers a block into a new region.
-    fn block_region(&mut self, block: &syn::Block) -> (Block, Option<Tail>) {
+    fn block_region(&mut self, block: &syn::Block, value: bool) -> (Block, Option<Tail>) {
         let saved = self.region;
         self.region = self.new_region();
         let mut stmts = Vec::new();
-        let tail = self.block_inline(block, &mut stmts);
+        let tail = self.block_inline(block, &mut stmts, value);
         let b = Block {
             stmts,
             region: self.region,
@@ -472,7 +479,7 @@ impl<'a> Lower<'a> {
             syn::Expr::While(w) => self.while_loop(w, out),
             syn::Expr::Loop(l) => self.loop_expr(l, out),
             syn::Expr::Block(b) if b.label.is_none() => {
-                if let Some(Tail::Value(a)) = self.block_inline(&b.block, out) {
+                if let Some(Tail::Value(a)) = self.block_inline(&b.block, out, false) {
                     self.discard(a, out);
                 }
             }
@@ -600,7 +607,7 @@ impl<'a> Lower<'a> {
     /// `if` as a statement (`target` `None`) or assigning its value to `target`.
     fn if_stmt(&mut self, i: &syn::ExprIf, target: Option<VarId>, out: &mut Vec<Stmt>) {
         let cond = self.cond_atom(&i.cond, out);
-        let (mut then, tail) = self.block_region(&i.then_branch);
+        let (mut then, tail) = self.block_region(&i.then_branch, target.is_some());
         self.assign_tail(target, tail, &mut then, i.then_branch.span());
         let els = match &i.else_branch {
             None => {
@@ -619,12 +626,18 @@ impl<'a> Lower<'a> {
                 let mut stmts = Vec::new();
                 let span = e.span();
                 let tail = match &**e {
-                    syn::Expr::Block(b) => self.block_inline(&b.block, &mut stmts),
+                    syn::Expr::Block(b) => {
+                        self.block_inline(&b.block, &mut stmts, target.is_some())
+                    }
                     syn::Expr::If(ei) => {
                         self.if_stmt(ei, target, &mut stmts);
                         None
                     }
-                    other => Some(self.tail_expr(other, &mut stmts)),
+                    other if target.is_some() => Some(self.tail_expr(other, &mut stmts)),
+                    other => {
+                        self.stmt_expr(other, &mut stmts);
+                        None
+                    }
                 };
                 let mut b = Block {
                     stmts,
@@ -721,8 +734,14 @@ impl<'a> Lower<'a> {
             l.region = l.new_region();
             let mut stmts = Vec::new();
             let tail = match body {
-                syn::Expr::Block(b) if b.label.is_none() => l.block_inline(&b.block, &mut stmts),
-                other => Some(l.tail_expr(other, &mut stmts)),
+                syn::Expr::Block(b) if b.label.is_none() => {
+                    l.block_inline(&b.block, &mut stmts, target.is_some())
+                }
+                other if target.is_some() => Some(l.tail_expr(other, &mut stmts)),
+                other => {
+                    l.stmt_expr(other, &mut stmts);
+                    None
+                }
             };
             let mut b = Block {
                 stmts,
@@ -853,7 +872,7 @@ impl<'a> Lower<'a> {
                 }
             }
         };
-        let tail = self.block_inline(&f.body, &mut body_stmts);
+        let tail = self.block_inline(&f.body, &mut body_stmts, false);
         if let Some(Tail::Value(_)) = tail {}
         self.scopes.pop();
         let body = Block {
@@ -900,7 +919,7 @@ impl<'a> Lower<'a> {
                 region: self.new_region(),
             },
         });
-        self.block_inline(&w.body, &mut stmts);
+        self.block_inline(&w.body, &mut stmts, false);
         let body = Block {
             stmts,
             region: self.region,
@@ -922,7 +941,7 @@ impl<'a> Lower<'a> {
         let saved_region = self.region;
         self.region = self.new_region();
         let mut stmts = Vec::new();
-        self.block_inline(&l.body, &mut stmts);
+        self.block_inline(&l.body, &mut stmts, false);
         let body = Block {
             stmts,
             region: self.region,
@@ -992,7 +1011,17 @@ impl<'a> Lower<'a> {
             }
             syn::Expr::MethodCall(m) if m.method == "zip" && m.args.len() == 1 => {
                 let a = base_of(&m.receiver)?;
-                let b = base_of(&m.args[0])?;
+                // `.zip(y)` with `y` a slice variable: like `.zip(y.iter())`.
+                let b = base_of(&m.args[0]).or_else(|| match &m.args[0] {
+                    syn::Expr::Path(p)
+                        if p.path
+                            .get_ident()
+                            .is_some_and(|i| self.lookup(&i.to_string()).is_some()) =>
+                    {
+                        Some(&m.args[0])
+                    }
+                    _ => None,
+                })?;
                 let syn::Pat::Tuple(t) = pat else { return None };
                 if t.elems.len() != 2 {
                     return None;
@@ -1186,7 +1215,7 @@ impl<'a> Lower<'a> {
                 Expr::Repeat(a, Box::new(len))
             }
             E::Macro(m) => self.expr_macro(&m.mac, e, out),
-            E::Block(b) if b.label.is_none() => match self.block_inline(&b.block, out) {
+            E::Block(b) if b.label.is_none() => match self.block_inline(&b.block, out, true) {
                 Some(Tail::Value(a)) => Expr::Atom(a),
                 _ => Expr::Atom(Atom::Const(quote!(()))),
             },
@@ -1681,13 +1710,14 @@ fn is_unit_block_expr(e: &syn::Expr) -> bool {
 fn pat_binds(p: &syn::Pat) -> bool {
     match p {
         // `N`, `None`: constants and unit variants, not bindings.
-        syn::Pat::Ident(pi) => !pi.ident.to_string().starts_with(|c: char| c.is_ascii_uppercase()),
+        syn::Pat::Ident(pi) => !pi
+            .ident
+            .to_string()
+            .starts_with(|c: char| c.is_ascii_uppercase()),
         syn::Pat::Or(o) => o.cases.iter().any(pat_binds),
         syn::Pat::Tuple(t) => t.elems.iter().any(pat_binds),
         syn::Pat::TupleStruct(t) => t.elems.iter().any(pat_binds),
-        syn::Pat::Struct(s) => {
-            s.fields.iter().any(|f| pat_binds(&f.pat))
-        }
+        syn::Pat::Struct(s) => s.fields.iter().any(|f| pat_binds(&f.pat)),
         syn::Pat::Reference(r) => pat_binds(&r.pat),
         syn::Pat::Slice(s) => s.elems.iter().any(pat_binds),
         syn::Pat::Paren(p) => pat_binds(&p.pat),

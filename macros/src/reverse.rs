@@ -60,6 +60,14 @@ pub struct Gen<'b> {
     stable: Vec<bool>,
     /// Still in scope, unmoved, when the reverse sweep runs.
     in_scope: Vec<bool>,
+    /// Type witnesses of out-of-scope variables written by index: the slot
+    /// and the code restoring it in the reverse sweep.
+    witness: HashMap<VarId, (Ident, TokenStream)>,
+    /// Variables that are the root of an indexed place (`v[i]`).
+    indexed: Vec<bool>,
+    /// Statements whose float literals were bound to typed constants.
+    typed: HashMap<StmtId, Expr>,
+    n_consts: usize,
     n_tmp: usize,
 }
 
@@ -91,6 +99,24 @@ impl<'b> Gen<'b> {
             Stmt::Tail(a) | Stmt::Return(_, a) => bare(a, &mut moved),
             _ => {}
         });
+        let mut indexed = vec![false; body.vars.len()];
+        walk(&body.block.stmts, &mut |s| {
+            let mut mark = |p: &Place| {
+                if p.proj.iter().any(|pr| matches!(pr, Proj::Index(_))) {
+                    indexed[p.root] = true;
+                }
+            };
+            match s {
+                Stmt::Assign { place, value, .. } => {
+                    mark(place);
+                    expr_places(value, &mut mark);
+                }
+                Stmt::Let {
+                    value: Some(value), ..
+                } => expr_places(value, &mut mark),
+                _ => {}
+            }
+        });
         let in_scope: Vec<bool> = body
             .vars
             .iter()
@@ -114,6 +140,10 @@ impl<'b> Gen<'b> {
             region_stacks: HashMap::new(),
             stable,
             in_scope,
+            typed: HashMap::new(),
+            n_consts: 0,
+            witness: HashMap::new(),
+            indexed,
             n_tmp: 0,
         }
     }
@@ -443,7 +473,6 @@ impl<'b> Gen<'b> {
     }
 
     fn forward_stmt(&mut self, s: &Stmt, region: RegionId) -> TokenStream {
-        let vars = &self.body.vars;
         match s {
             Stmt::Let {
                 id,
@@ -453,9 +482,15 @@ impl<'b> Gen<'b> {
                 value,
                 ..
             } => {
-                if self.an.has_rev.contains(id) {
-                    self.plan_let(*id, region, pat, value.as_ref().unwrap());
-                }
+                let typed;
+                let value = if self.an.has_rev.contains(id) {
+                    typed = self.bind_literals(*id, value.as_ref().unwrap());
+                    self.plan_let(*id, region, pat, &typed);
+                    Some(&typed)
+                } else {
+                    value.as_ref()
+                };
+                let vars = &self.body.vars;
                 let pat_t = emit_pat(vars, pat);
                 let m = if *mutable { quote!(mut) } else { quote!() };
                 let ty = ty.as_ref().map(|t| quote!(: #t));
@@ -464,7 +499,11 @@ impl<'b> Gen<'b> {
                     quote!(= #e)
                 });
                 let stmt = quote!(let #m #pat_t #ty #init;);
-                self.wrap_saves(*id, stmt)
+                let mut stmt = self.wrap_saves(*id, stmt);
+                if let (Pat::Var(v), Some(_)) = (pat, value) {
+                    stmt.extend(self.save_witness(*v, region));
+                }
+                stmt
             }
             Stmt::Assign {
                 id,
@@ -473,9 +512,15 @@ impl<'b> Gen<'b> {
                 compound,
                 ..
             } => {
-                if self.an.has_rev.contains(id) {
-                    self.plan_assign(*id, region, place, value);
-                }
+                let typed;
+                let value = if self.an.has_rev.contains(id) {
+                    typed = self.bind_literals(*id, value);
+                    self.plan_assign(*id, region, place, &typed);
+                    &typed
+                } else {
+                    value
+                };
+                let vars = &self.body.vars;
                 let lhs = emit_place_read(vars, place);
                 let stmt = match (compound, value) {
                     (Some(op), Expr::Binary(_, _, rhs)) => {
@@ -678,6 +723,58 @@ impl<'b> Gen<'b> {
         }
     }
 
+    /// Saves a type witness (a zero-sized value) of `v` when its adjoint is
+    /// indexed but `v` is out of scope in the reverse sweep.
+    fn save_witness(&mut self, v: VarId, region: RegionId) -> TokenStream {
+        if !self.an.active(v) || self.in_scope[v] || !self.indexed[v] {
+            return quote!();
+        }
+        let pv = private();
+        let w = format_ident!("__w{}", v);
+        let name = &self.body.vars[v].name;
+        if self.body.regions[region].loop_depth == 0 {
+            self.top
+                .push(quote!(let mut #w = ::core::option::Option::None;));
+            self.witness
+                .insert(v, (w.clone(), quote!(let #w = #pv::unslot(&mut #w);)));
+            quote!(#w = ::core::option::Option::Some(#pv::witness(&#name));)
+        } else {
+            self.top.push(quote!(let mut #w = ::std::vec::Vec::new();));
+            self.witness
+                .insert(v, (w.clone(), quote!(let #w = #pv::pop(&mut #w);)));
+            quote!(#w.push(#pv::witness(&#name));)
+        }
+    }
+
+    /// Float literals that a rule reads (`x * 2.0`) become constants declared
+    /// at the top of the function (`let __lit0 = 2.0;`), used in the primal
+    /// expression, so rustc gives them the type the primal code implies (`f32`
+    /// here, say) instead of defaulting a fresh literal in reverse code to `f64`.
+    fn bind_literals(&mut self, id: StmtId, e: &Expr) -> Expr {
+        let mut e = e.clone();
+        let operands: Vec<&mut Atom> = match &mut e {
+            Expr::Binary(_, a, b) => vec![a, b],
+            Expr::Method { recv, args, .. } => {
+                std::iter::once(recv).chain(args.iter_mut()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut changed = false;
+        for a in operands {
+            if let Atom::Lit(l @ syn::Lit::Float(_)) = a {
+                let c = format_ident!("__lit{}", self.n_consts);
+                self.n_consts += 1;
+                self.top.push(quote!(let #c = #l;));
+                *a = Atom::Const(quote!(#c));
+                changed = true;
+            }
+        }
+        if changed {
+            self.typed.insert(id, e.clone());
+        }
+        e
+    }
+
     fn plan_let(&mut self, id: StmtId, region: RegionId, pat: &Pat, value: &Expr) {
         let d = format_ident!("__dummy");
         let out = match pat {
@@ -702,25 +799,29 @@ impl<'b> Gen<'b> {
 
     // ------------------------------------------------------------ reverse
 
-    /// Declarations of the adjoints of the active variables declared in `b`.
-    fn adjoint_decls(&self, b: &Block) -> TokenStream {
+    /// Declarations of the adjoints of the active variables declared in `stmts`.
+    fn adjoint_decls(&self, stmts: &[Stmt]) -> TokenStream {
         let pv = private();
         let mut out = TokenStream::new();
-        for s in &b.stmts {
+        for s in stmts {
             if let Stmt::Let { pat, .. } = s {
                 let mut vs = Vec::new();
                 pat_vars(pat, &mut vs);
                 for v in vs {
-                    if self.an.active(v) {
-                        let d = self.adj_name(v);
-                        // In scope: a zero shaped like the value (this also
-                        // fixes the adjoint's type for arrays written by index).
-                        if self.in_scope[v] {
-                            let name = &self.body.vars[v].name;
-                            out.extend(quote!(let mut #d = #pv::zero_like(&#name);));
-                        } else {
-                            out.extend(quote!(let mut #d = #pv::zero();));
-                        }
+                    if !self.an.active(v) {
+                        continue;
+                    }
+                    let d = self.adj_name(v);
+                    if self.in_scope[v] {
+                        // A zero shaped like the value (this also fixes the
+                        // adjoint's type for arrays written by index).
+                        let name = &self.body.vars[v].name;
+                        out.extend(quote!(let mut #d = #pv::zero_like(&#name);));
+                    } else if let Some((w, restore)) = self.witness.get(&v) {
+                        // Out of scope: a zero of the type the saved witness names.
+                        out.extend(quote!(#restore let mut #d = #pv::zero_for(#w);));
+                    } else {
+                        out.extend(quote!(let mut #d = #pv::zero();));
                     }
                 }
             }
@@ -729,12 +830,15 @@ impl<'b> Gen<'b> {
     }
 
     pub fn reverse_block(&mut self, b: &Block) -> TokenStream {
-        let decls = self.adjoint_decls(b);
-        let seq = self.reverse_seq(&b.stmts, b.region);
-        quote!(#decls #seq)
+        let (decls, code) = self.reverse_seq(&b.stmts, b.region);
+        quote!(#decls #code)
     }
 
-    fn reverse_seq(&mut self, stmts: &[Stmt], region: RegionId) -> TokenStream {
+    /// The reverse of a statement sequence, split at statements that may leave
+    /// the block: `(adjoint declarations of the first segment, code)`. Each
+    /// segment declares the adjoints of the variables it defines, so they exist
+    /// only where the segment ran.
+    fn reverse_seq(&mut self, stmts: &[Stmt], region: RegionId) -> (TokenStream, TokenStream) {
         let k = stmts
             .iter()
             .position(|s| !self.exits_of(s, region).is_empty());
@@ -742,18 +846,19 @@ impl<'b> Gen<'b> {
             None => (stmts, &[][..]),
             Some(k) => stmts.split_at(k + 1),
         };
+        let decls = self.adjoint_decls(head);
         let mut out = TokenStream::new();
         if !rest.is_empty() {
-            let rest_rev = self.reverse_seq(rest, region);
-            if !rest_rev.is_empty() {
+            let (rest_decls, rest_code) = self.reverse_seq(rest, region);
+            if !rest_code.is_empty() {
                 let exited = self.exited(head.last().unwrap(), region);
-                out.extend(quote!(if !(#exited) { #rest_rev }));
+                out.extend(quote!(if !(#exited) { #rest_decls #rest_code }));
             }
         }
         for s in head.iter().rev() {
             out.extend(self.reverse_stmt(s, region));
         }
-        out
+        (decls, out)
     }
 
     /// Exit points inside `s` that leave `s` (and so its block).
@@ -833,7 +938,8 @@ impl<'b> Gen<'b> {
                     })),
                     _ => None,
                 };
-                let code = self.rev_expr(*id, region, value, out.as_ref(), &d, *span);
+                let value = self.typed.get(id).cloned().unwrap_or_else(|| value.clone());
+                let code = self.rev_expr(*id, region, &value, out.as_ref(), &d, *span);
                 quote!(#restores #bind #code)
             }
             Stmt::Assign {
@@ -847,7 +953,8 @@ impl<'b> Gen<'b> {
                 let d = self.tmp();
                 let adj = self.adj_mut(*id, region, place);
                 let out = Atom::Place(place.clone());
-                let code = self.rev_expr(*id, region, value, Some(&out), &d, *span);
+                let value = self.typed.get(id).cloned().unwrap_or_else(|| value.clone());
+                let code = self.rev_expr(*id, region, &value, Some(&out), &d, *span);
                 quote!(#restores let #d = #pv::take(#adj); #code)
             }
             Stmt::If {
@@ -947,6 +1054,34 @@ impl<'b> Gen<'b> {
     pub fn adj_of_param(&self, name: &Ident) -> Ident {
         let i = self.body.vars.iter().position(|v| v.name == *name).unwrap();
         self.adj_name(i)
+    }
+}
+
+/// Calls `f` on every place an expression reads.
+fn expr_places(e: &Expr, f: &mut impl FnMut(&Place)) {
+    let mut atom = |a: &Atom| {
+        if let Atom::Place(p) = a {
+            f(p)
+        }
+    };
+    match e {
+        Expr::Atom(a)
+        | Expr::Neg(a)
+        | Expr::Cast(a, _)
+        | Expr::Repeat(a, _)
+        | Expr::StopGradient(a, _) => atom(a),
+        Expr::VecRepeat(a, b) | Expr::Binary(_, a, b) => {
+            atom(a);
+            atom(b)
+        }
+        Expr::Method { recv, args, .. } => {
+            atom(recv);
+            args.iter().for_each(atom)
+        }
+        Expr::Call { args, .. } | Expr::Tuple(args) | Expr::Array(args) | Expr::VecList(args) => {
+            args.iter().for_each(atom)
+        }
+        Expr::Opaque { .. } => {}
     }
 }
 

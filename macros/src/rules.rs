@@ -161,10 +161,17 @@ pub static METHODS: &[Rule] = &[
     smooth!(
         "matmul",
         "MatMul",
-        [p!("d_x": Shape(0), Value(1), D), p!("d_other": Value(0), Shape(1), D)]
+        [
+            p!("d_x": Shape(0), Value(1), D),
+            p!("d_other": Value(0), Shape(1), D)
+        ]
     ),
     smooth!("relu", "Relu", [p!("d_x": Out, D)]),
-    smooth!("leaky_relu", "LeakyRelu", [p!("d_x": Value(0), Value(1), D), None]),
+    smooth!(
+        "leaky_relu",
+        "LeakyRelu",
+        [p!("d_x": Value(0), Value(1), D), None]
+    ),
     smooth!("sigmoid", "Sigmoid", [p!("d_x": Out, D)]),
     smooth!("gelu", "Gelu", [p!("d_x": Value(0), D)]),
     smooth!("square", "Square", [p!("d_x": Value(0), D)]),
@@ -188,7 +195,11 @@ pub static METHODS: &[Rule] = &[
         [p!("d_x": Value(0), Out, Int(1), Int(2), D), None, None]
     ),
     smooth!("softmax", "Softmax", [p!("d_x": Out, Int(1), D), None]),
-    smooth!("log_softmax", "LogSoftmax", [p!("d_x": Out, Int(1), D), None]),
+    smooth!(
+        "log_softmax",
+        "LogSoftmax",
+        [p!("d_x": Out, Int(1), D), None]
+    ),
     smooth!(
         "conv2d",
         "Conv2d",
@@ -209,16 +220,33 @@ pub static METHODS: &[Rule] = &[
         "AvgPool2d",
         [p!("d_x": Shape(0), Int(1), Int(2), D), None, None]
     ),
-    smooth!("gather_rows", "GatherRows", [p!("d_x": Shape(0), Value(1), D), None]),
-    smooth!("select_rows", "SelectRows", [p!("d_x": Shape(0), Value(1), D), None]),
+    smooth!(
+        "gather_rows",
+        "GatherRows",
+        [p!("d_x": Shape(0), Value(1), D), None]
+    ),
+    smooth!(
+        "select_rows",
+        "SelectRows",
+        [p!("d_x": Shape(0), Value(1), D), None]
+    ),
     smooth!("reshape", "Reshape", [p!("d_x": Shape(0), D), None]),
-    smooth!("transpose", "Transpose", [p!("d_x": Int(1), Int(2), D), None, None]),
+    smooth!(
+        "transpose",
+        "Transpose",
+        [p!("d_x": Int(1), Int(2), D), None, None]
+    ),
     smooth!("t", "T", [p!("d_x": D)]),
     smooth!("permute", "Permute", [p!("d_x": Value(1), D), None]),
     smooth!(
         "narrow",
         "Narrow",
-        [p!("d_x": Shape(0), Int(1), Int(2), Int(3), D), None, None, None]
+        [
+            p!("d_x": Shape(0), Int(1), Int(2), Int(3), D),
+            None,
+            None,
+            None
+        ]
     ),
     smooth!("unsqueeze", "Unsqueeze", [p!("d_x": Int(1), D), None]),
     smooth!("squeeze", "Squeeze", [p!("d_x": Shape(0), Int(1), D), None]),
@@ -226,12 +254,18 @@ pub static METHODS: &[Rule] = &[
     smooth!(
         "maximum",
         "Maximum",
-        [p!("d_x": Value(0), Value(1), D), p!("d_other": Value(0), Value(1), D)]
+        [
+            p!("d_x": Value(0), Value(1), D),
+            p!("d_other": Value(0), Value(1), D)
+        ]
     ),
     smooth!(
         "minimum",
         "Minimum",
-        [p!("d_x": Value(0), Value(1), D), p!("d_other": Value(0), Value(1), D)]
+        [
+            p!("d_x": Value(0), Value(1), D),
+            p!("d_other": Value(0), Value(1), D)
+        ]
     ),
     smooth!("to_degrees", "ToDegrees", [p!("d_x": D)]),
     smooth!("to_radians", "ToRadians", [p!("d_x": D)]),
@@ -317,5 +351,8 @@ pub fn method(name: &str, arity: usize) -> Option<&'static Rule> {
 
 /// Whether any rule has this name (with another arity).
 pub fn has_method(name: &str) -> bool {
-    METHODS.iter().chain(CONSTANT_METHODS).any(|r| r.name == name)
+    METHODS
+        .iter()
+        .chain(CONSTANT_METHODS)
+        .any(|r| r.name == name)
 }

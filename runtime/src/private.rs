@@ -207,3 +207,16 @@ pub fn sum_tangents<T: Tangent, I: IntoIterator<Item = T>>(it: I) -> T {
     }
     s
 }
+
+/// A zero-sized value naming the type of `x`, saved where the reverse sweep
+/// needs a gradient of that type but `x` is out of scope.
+#[inline(always)]
+pub fn witness<T: ?Sized>(_: &T) -> PhantomData<fn() -> T> {
+    PhantomData
+}
+
+/// The shapeless zero gradient of the type a [`witness`] names.
+#[inline(always)]
+pub fn zero_for<T: Differentiable + ?Sized>(_: PhantomData<fn() -> T>) -> T::Tangent {
+    T::Tangent::zero()
+}
