@@ -54,7 +54,12 @@ fn grad_of_straight_line_code_does_not_allocate() {
     }
     let after = ALLOCS.load(Ordering::SeqCst);
     assert!(acc.is_finite());
-    assert_eq!(after - before, 0, "1000 gradient calls allocated {} times", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "1000 gradient calls allocated {} times",
+        after - before
+    );
     // The gradient is right too: d/dw by central differences.
     let h = 1e-6;
     let fd = (straight(0.3 + h, 0.7, -0.2) - straight(0.3 - h, 0.7, -0.2)) / (2.0 * h);

@@ -28,8 +28,10 @@ fn rnn_fd() {
     let fd = (rnn(0.7 + h, &x) - rnn(0.7 - h, &x)) / (2.0 * h);
     assert!((dw - fd).abs() < 1e-6, "{dw} {fd}");
     for i in 0..3 {
-        let mut xp = x; xp[i] += h;
-        let mut xm = x; xm[i] -= h;
+        let mut xp = x;
+        xp[i] += h;
+        let mut xm = x;
+        xm[i] -= h;
         let fd = (rnn(0.7, &xp) - rnn(0.7, &xm)) / (2.0 * h);
         assert!((dx[i] - fd).abs() < 1e-6, "{i} {} {fd}", dx[i]);
     }

@@ -52,7 +52,11 @@ fn caller(x: f64, y: f64) -> f64 {
 
 #[differentiable]
 fn fact(x: f64, n: u32) -> f64 {
-    if n == 0 { 1.0 } else { x * fact(x, n - 1) }
+    if n == 0 {
+        1.0
+    } else {
+        x * fact(x, n - 1)
+    }
 }
 
 fn fd1(f: impl Fn(f64) -> f64, x: f64) -> f64 {
@@ -78,7 +82,11 @@ fn all() {
         let (v, g) = early_grad(&x);
         assert_eq!(v, early(&x));
         for i in 0..3 {
-            let f = |t: f64| { let mut z = x.clone(); z[i] = t; early(&z) };
+            let f = |t: f64| {
+                let mut z = x.clone();
+                z[i] = t;
+                early(&z)
+            };
             assert!((g[i] - fd1(f, x[i])).abs() < 1e-5, "{i} {g:?}");
         }
     }
@@ -111,7 +119,11 @@ impl Model {
 
 #[test]
 fn methods() {
-    let m = Model { w: vec![0.5, -1.0, 2.0], b: 0.3, n: 3 };
+    let m = Model {
+        w: vec![0.5, -1.0, 2.0],
+        b: 0.3,
+        n: 3,
+    };
     let (v, (g, dx, _dy)) = m.loss_grad(0.7, 1.0);
     assert_eq!(v, m.loss(0.7, 1.0));
     let e = m.score(0.7) - 1.0;

@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn zero_tangent_has_the_shape_of_the_value() {
         assert_eq!([1.0f32, 2.0].zero_tangent(), [0.0, 0.0]);
-        assert_eq!(vec![vec![1.0f64; 2]; 3].zero_tangent(), vec![vec![0.0; 2]; 3]);
+        assert_eq!(
+            vec![vec![1.0f64; 2]; 3].zero_tangent(),
+            vec![vec![0.0; 2]; 3]
+        );
         assert_eq!((1.0f64, [2.0f32; 1]).zero_tangent(), (0.0, [0.0]));
         let s: &[f64] = &[1.0, 2.0, 3.0];
         assert_eq!(s.zero_tangent().len(), 3);
