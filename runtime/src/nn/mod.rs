@@ -4,8 +4,10 @@
 //! * Losses ([`mse`], [`cross_entropy`], [`accuracy`]) are plain functions on
 //!   tensors, each with its gradient written out by hand ([`mse_grad`],
 //!   [`cross_entropy_grad`], and `_adjoint` forms that scale by an output
-//!   cotangent). A `#[differentiable]` function may call `mse` and
-//!   `cross_entropy`: the hand-written derivatives are their adjoints.
+//!   cotangent). A `#[differentiable]` function may call `nn::mse` and
+//!   `nn::cross_entropy` by path: the hand-written derivatives are their
+//!   adjoints (a call by bare name needs their hidden `_pullback`
+//!   companions imported too, as for any differentiable function).
 //! * [`Rng`]: xoshiro256\*\*, seeded through splitmix64; uniform, normal,
 //!   integers below a bound, shuffling. Same seed, same numbers, on every
 //!   platform.
