@@ -301,6 +301,34 @@ fn views_as_operands() {
 }
 
 #[test]
+fn million_element_kernels_go_parallel_and_stay_correct() {
+    // Above PAR_THRESHOLD: the memory-bound kernels split over rayon.
+    let mut rng = Rng(6);
+    let a = rng.tensor(&[1100, 1000]);
+    let row = rng.tensor(&[1000]);
+    let got = &a - &row;
+    let (av, rv) = (a.to_vec(), row.to_vec());
+    let want: Vec<f32> = av
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x - rv[i % 1000])
+        .collect();
+    assert_eq!(got.to_vec(), want);
+    let r = a.relu().to_vec();
+    assert!(r.iter().zip(&av).all(|(r, x)| *r == x.max(0.0)));
+    let s: f64 = av.iter().map(|&x| x as f64).sum();
+    assert!((a.sum() as f64 - s).abs() < 1e-2);
+    let cols = a.sum_axis(1, false).to_vec();
+    for i in (0..1100).step_by(97) {
+        let want: f32 = av[i * 1000..(i + 1) * 1000].iter().sum();
+        assert!((cols[i] - want).abs() < 1e-3);
+    }
+    let mut acc = a.clone();
+    acc += &a; // copy-on-write, then parallel in place
+    assert_eq!(acc.get(&[1099, 999]), 2.0 * a.get(&[1099, 999]));
+}
+
+#[test]
 fn large_broadcast_goes_parallel_and_stays_correct() {
     let mut rng = Rng(5);
     let a = rng.tensor(&[300, 257]);

@@ -5,14 +5,14 @@
 //! axes that all operands stride alike), with a specialised inner loop for the
 //! stride pairs that occur: both contiguous (vectorised zip), one operand
 //! broadcast along the row (a scalar against a slice), or general strides.
-//! Outputs of [`PAR_THRESHOLD`] elements or more are split into row blocks
-//! over rayon's pool.
+//! Outputs of [`PAR_THRESHOLD`] elements or more ([`PAR_THRESHOLD_STRIDED`]
+//! for strided or short rows) are split into row blocks over rayon's pool.
 
 use super::error::{fail, TensorError};
 use super::layout::{
     broadcast_shape, broadcast_strides, collapse, contiguous_strides, numel, Rows,
 };
-use super::{Tensor, PAR_THRESHOLD};
+use super::{Tensor, PAR_THRESHOLD, PAR_THRESHOLD_STRIDED};
 use core::ops;
 use rayon::prelude::*;
 
@@ -80,13 +80,21 @@ fn assign_row<F: Fn(f32, f32) -> f32>(dst: &mut [f32], b: &[f32], ob: usize, sb:
 }
 
 /// Runs `body(row_block, first_row)` over blocks of whole rows of `out` (rows
-/// of length `n`), in parallel when `out` is large.
+/// of length `n`), in parallel when `out` is large: [`PAR_THRESHOLD`] when the
+/// rows are long and read with unit or zero strides (memory-bound),
+/// [`PAR_THRESHOLD_STRIDED`] otherwise.
 #[inline(always)]
-pub(crate) fn for_row_blocks<B>(out: &mut [f32], n: usize, body: B)
+fn for_row_blocks<B>(out: &mut [f32], n: usize, strides: &[usize], body: B)
 where
     B: Fn(&mut [f32], usize) + Sync + Send,
 {
-    if out.len() >= PAR_THRESHOLD && n > 0 {
+    let cheap = n >= 64 && strides.iter().all(|&s| s <= 1);
+    let threshold = if cheap {
+        PAR_THRESHOLD
+    } else {
+        PAR_THRESHOLD_STRIDED
+    };
+    if out.len() >= threshold && n > 0 {
         let rows_per = (PAR_CHUNK / n).max(1);
         out.par_chunks_mut(rows_per * n)
             .enumerate()
@@ -116,7 +124,7 @@ where
     let strides = [csa, csb];
     let (da, db): (&[f32], &[f32]) = (&a.storage, &b.storage);
     let offs = [a.offset, b.offset];
-    for_row_blocks(&mut out, n, |block, first| {
+    for_row_blocks(&mut out, n, &[ia, ib], |block, first| {
         let rows = Rows::new(&cshape, &strides, offs, first);
         for (row, [oa, ob]) in block.chunks_exact_mut(n).zip(rows) {
             zip_row(row, (da, oa, ia), (db, ob, ib), f);
@@ -141,7 +149,7 @@ where
     let strides = [csb];
     let db: &[f32] = &b.storage;
     let offs = [b.offset];
-    for_row_blocks(dst, n, |block, first| {
+    for_row_blocks(dst, n, &[ib], |block, first| {
         let rows = Rows::new(&cshape, &strides, offs, first);
         for (row, [ob]) in block.chunks_exact_mut(n).zip(rows) {
             assign_row(row, db, ob, ib, f);

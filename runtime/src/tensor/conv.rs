@@ -423,7 +423,7 @@ impl Tensor {
                 }
             }
         };
-        if x.len() >= super::PAR_THRESHOLD && planes > 1 && p > 0 {
+        if x.len() >= super::PAR_THRESHOLD_STRIDED && planes > 1 && p > 0 {
             vals.par_chunks_mut(p)
                 .zip(idx.par_chunks_mut(p))
                 .enumerate()
@@ -462,7 +462,7 @@ impl Tensor {
                 }
             }
         };
-        if x.len() >= super::PAR_THRESHOLD && p > 0 {
+        if x.len() >= super::PAR_THRESHOLD_STRIDED && p > 0 {
             out.par_chunks_mut(p)
                 .enumerate()
                 .for_each(|(pl, o)| one(pl, o));
@@ -755,7 +755,7 @@ pub fn avg_pool2d_backward(
             }
         }
     };
-    if dx.len() >= super::PAR_THRESHOLD && plane_len > 0 {
+    if dx.len() >= super::PAR_THRESHOLD_STRIDED && plane_len > 0 {
         dx.par_chunks_mut(plane_len)
             .enumerate()
             .for_each(|(pl, o)| one(pl, o));

@@ -24,9 +24,11 @@
 //! * indexing: [`gather_rows`](Tensor::gather_rows), [`scatter_rows`](Tensor::scatter_rows),
 //!   [`select_rows`](Tensor::select_rows), [`concat`](Tensor::concat).
 //!
-//! Parallelism: kernels over more than [`PAR_THRESHOLD`] elements split their
-//! work over rayon's global pool (`RAYON_NUM_THREADS`); GEMM threads are
-//! `matrixmultiply`'s own (`MATMUL_NUM_THREADS`, default: the physical cores).
+//! Parallelism: kernels above a size threshold ([`PAR_THRESHOLD`],
+//! [`PAR_THRESHOLD_STRIDED`], [`PAR_THRESHOLD_HEAVY`], by the cost per
+//! element) split their work over rayon's global pool (`RAYON_NUM_THREADS`);
+//! GEMM threads are `matrixmultiply`'s own (`MATMUL_NUM_THREADS`, default:
+//! the physical cores).
 //!
 //! Shape errors panic with a message naming the operation and both shapes
 //! (`add: shapes [2, 3] and [4] cannot be broadcast`); the `try_` forms return
@@ -59,11 +61,35 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-/// Element count above which element-wise kernels split their work over
-/// rayon's pool. Measured on the 2-core development machine: below about
-/// 32k elements the fork/join (a few microseconds) costs more than it saves
-/// for cheap maps such as `relu` or `add`.
-pub const PAR_THRESHOLD: usize = 1 << 15;
+// Thresholds measured on the 2-core development machine (shared, loaded),
+// best of ≥ 30 runs, each kernel forced sequential against forced parallel:
+//
+// | elements | add (contig.) | add (transposed) | exp          | tanh           | softmax     | sum         |
+// |----------|---------------|------------------|--------------|----------------|-------------|-------------|
+// | 16k      | 3.8 / 4.2 µs  | 28 / 28 µs       | 42 / 30 µs   | 174 / 95 µs    | 55 / 37 µs  | 1.9 / 5.8 µs|
+// | 64k      | 14 / 14 µs    | 150 / 97 µs      | 170 / 100 µs | 704 / 367 µs   | 221 / 126 µs| 7.4 / 9.7 µs|
+// | 256k     | 108 / 108 µs  | 1300 / 590 µs    | 682 / 411 µs | 2834 / 1498 µs | 887 / 916 µs| 30 / 32 µs  |
+// | 1M       | 592 / 597 µs  | 12146 / 4123 µs  | 2840 / 1575 µs| 11487 / 5850 µs| 3608 / 1986 µs| 157 / 74 µs|
+//
+// (sequential / parallel). Memory-bound contiguous kernels gain nothing
+// below a million elements (allocation and memory bandwidth dominate);
+// strided ones gain from about 64k, transcendental maps from about 16k.
+
+/// Element count from which memory-bound kernels over contiguous data (the
+/// arithmetic maps, binary operations on contiguous rows, full and axis sums)
+/// split their work over rayon's pool. Below it, measured on the 2-core
+/// development machine, the fork/join costs as much as it saves.
+pub const PAR_THRESHOLD: usize = 1 << 20;
+
+/// Element count from which strided kernels (binary operations on transposed
+/// or short-row views, pooling) go parallel: they do more work per element
+/// than the memory traffic, and gained 1.5–3× from 64k elements up.
+pub const PAR_THRESHOLD_STRIDED: usize = 1 << 16;
+
+/// Element count from which maps that call a transcendental function (`exp`,
+/// `tanh`, `sin`, ..., softmax) go parallel: 1.4–1.8× faster from 16k
+/// elements up.
+pub const PAR_THRESHOLD_HEAVY: usize = 1 << 14;
 
 /// An n-dimensional, row-major tensor of `f32`.
 ///

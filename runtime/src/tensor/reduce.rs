@@ -8,8 +8,7 @@
 //! input is large.
 
 use super::error::{fail, TensorError};
-use super::unary::PAR_THRESHOLD_HEAVY;
-use super::{Tensor, PAR_THRESHOLD};
+use super::{Tensor, PAR_THRESHOLD, PAR_THRESHOLD_HEAVY};
 use rayon::prelude::*;
 
 /// Block length of [`sum_slice`]: partial sums of this many elements are
@@ -40,7 +39,7 @@ pub(crate) fn sum_slice(s: &[f32]) -> f32 {
     if s.len() <= SUM_BLOCK {
         return sum_block(s);
     }
-    let total: f64 = if s.len() >= PAR_THRESHOLD * 4 {
+    let total: f64 = if s.len() >= PAR_THRESHOLD {
         s.par_chunks(SUM_BLOCK).map(|b| sum_block(b) as f64).sum()
     } else {
         s.chunks(SUM_BLOCK).map(|b| sum_block(b) as f64).sum()

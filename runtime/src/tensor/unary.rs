@@ -2,13 +2,8 @@
 //! vectorises for the arithmetic ones), split over rayon's pool above a size
 //! threshold.
 
-use super::{Tensor, PAR_THRESHOLD};
+use super::{Tensor, PAR_THRESHOLD, PAR_THRESHOLD_HEAVY};
 use rayon::prelude::*;
-
-/// Element count above which maps that call a transcendental function (`exp`,
-/// `tanh`, `sin`, ...; tens of nanoseconds per element) go parallel. Lower than
-/// [`PAR_THRESHOLD`] because each element costs more than the memory traffic.
-pub(crate) const PAR_THRESHOLD_HEAVY: usize = 1 << 13;
 
 /// Target size, in elements, of one parallel work item.
 const PAR_CHUNK: usize = 1 << 13;
