@@ -16,6 +16,34 @@ use crate::ir::*;
 use crate::rules::{self, Operand, RuleKind};
 use std::collections::HashSet;
 
+/// Methods that make or consume iterators.
+const ITERATOR_METHODS: &[&str] = &[
+    "iter",
+    "into_iter",
+    "iter_mut",
+    "map",
+    "sum",
+    "product",
+    "fold",
+    "reduce",
+    "zip",
+    "enumerate",
+    "windows",
+    "chunks",
+    "filter",
+    "rev",
+    "copied",
+    "cloned",
+    "collect",
+    "for_each",
+    "max_by",
+    "min_by",
+    "scan",
+    "skip",
+    "take",
+    "step_by",
+];
+
 pub struct Analysis {
     pub varied: Vec<bool>,
     pub useful: Vec<bool>,
@@ -45,8 +73,10 @@ pub fn diff_operands(e: &Expr) -> Vec<&Atom> {
         Expr::Method {
             rule, recv, args, ..
         } => {
-            let RuleKind::Smooth { partials, .. } = &rule.kind else {
-                return Vec::new();
+            let partials = match &rule.kind {
+                RuleKind::Smooth { partials, .. } => partials,
+                RuleKind::Identity => return vec![recv],
+                RuleKind::Constant => return Vec::new(),
             };
             std::iter::once(recv)
                 .chain(args)
@@ -214,6 +244,12 @@ pub fn analyse(body: &mut Body, cx: &Ctxt) -> Analysis {
             };
             let name = &body.vars[*v].name;
             match why {
+                OpaqueWhy::NoRule(m) if ITERATOR_METHODS.contains(&m.to_string().as_str()) => cx.error(
+                    m.span(),
+                    format!(
+                        "iterator methods (`{m}`) on values that are differentiated (`{name}`) cannot be differentiated; loop over the elements instead: `for v in {name}.iter() {{ ... }}`"
+                    ),
+                ),
                 OpaqueWhy::NoRule(m) => cx.error(
                     m.span(),
                     format!(

@@ -49,9 +49,7 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::default();
     let opts = Options::parse(attr, &cx);
     let sig = parse::signature(&mut func, &opts, &cx);
-    if cx.has_errors() {
-        return with_errors(cx, &func, &sig);
-    }
+    // Lowered even after signature errors, so body errors are reported too.
     let mut body = lower::lower(&func, &sig, &cx);
     let an = analyse::analyse(&mut body, &cx);
     if cx.has_errors() {
@@ -200,6 +198,18 @@ fn with_errors(cx: Ctxt, func: &ItemFn, sig: &Signature) -> TokenStream {
         Err(e) => e.into_compile_error(),
         Ok(()) => quote!(),
     };
+    // Types the companions cannot name (generic parameters, `impl Trait`)
+    // would only add errors: then the original function stands alone.
+    let unnameable = func.sig.generics.type_params().next().is_some()
+        || func
+            .sig
+            .to_token_stream()
+            .into_iter()
+            .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "impl"))
+        || matches!(&sig.ret, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option" || s.ident == "Result"));
+    if unnameable {
+        return quote!(#errors #func);
+    }
     let stub = quote_spanned!(func.sig.ident.span()=> {
         ::core::unimplemented!("`#[differentiable]` reported an error for this function")
     });
@@ -231,7 +241,13 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut func: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
-        Err(e) => return combine(e.into_compile_error(), item),
+        Err(e) => {
+            let e = syn::Error::new(
+                e.span(),
+                "`#[derivative(of = g)]` applies to a function with `g`'s parameters plus `d_out`, returning `(value, gradients)`",
+            );
+            return combine(e.into_compile_error(), item);
+        }
     };
     let of_name = of.segments.last().unwrap().ident.clone();
     let contract = format!(

@@ -97,14 +97,8 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
     match tail {
         Some(Tail::Value(a)) => stmts.push(Stmt::Tail(a)),
         Some(Tail::Diverges) => {}
-        None => {
-            if !ends_in_return(&stmts) {
-                cx.error(
-                    func.block.brace_token.span.close(),
-                    "a differentiable function must end with the value it returns",
-                )
-            }
-        }
+        // No tail: rustc reports the missing value on the original function.
+        None => {}
     }
     // A trailing `return x;` is the tail value.
     if let Some(Stmt::Return(..)) = stmts.last() {
@@ -122,10 +116,6 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
         block: Block { stmts, region: 0 },
         has_return,
     }
-}
-
-fn ends_in_return(stmts: &[Stmt]) -> bool {
-    matches!(stmts.last(), Some(Stmt::Return(..)))
 }
 
 fn contains_return(stmts: &[Stmt]) -> bool {
@@ -465,13 +455,28 @@ impl<'a> Lower<'a> {
                 });
             }
             syn::Expr::Binary(b) if is_other_compound(&b.op) => {
-                self.cx.error_spanned(
-                    b.op,
-                    format!(
-                        "the `{}` operator cannot be differentiated; use `+=`, `-=`, `*=` or `/=`",
-                        b.op.to_token_stream()
-                    ),
+                // `n |= 1`, `k %= m`: integer code, `place = place op rhs`
+                // with no derivative (an error if it touches active values).
+                let Some(place) = self.assign_target(&b.left) else {
+                    return;
+                };
+                self.vars[place.root].reassigned = true;
+                let op = plain_op(&b.op);
+                let (l, r) = (&b.left, &b.right);
+                let e2: syn::Expr = syn::parse_quote_spanned!(b.op.span()=> #l #op #r);
+                let why = OpaqueWhy::Unknown(
+                    b.op.span(),
+                    format!("the `{}` operator has no derivative; use `+=`, `-=`, `*=` or `/=` on values that are differentiated", b.op.to_token_stream()),
                 );
+                let value = self.opaque(&e2, false, why);
+                let id = self.stmt_id();
+                out.push(Stmt::Assign {
+                    id,
+                    place,
+                    value,
+                    compound: None,
+                    span: e.span(),
+                });
             }
             syn::Expr::If(i) => self.if_stmt(i, None, out),
             syn::Expr::Match(m) => self.match_expr(m, None, out),
@@ -1137,8 +1142,8 @@ impl<'a> Lower<'a> {
             E::Group(g) => self.rhs(&g.expr, out),
             E::Lit(l) => Expr::Atom(Atom::Lit(l.lit.clone())),
             E::Path(_) | E::Field(_) | E::Index(_) | E::Reference(_) | E::Unary(syn::ExprUnary { op: syn::UnOp::Deref(_), .. }) => {
-                if let E::Index(ix) = e {
-                    if is_range(&ix.index) {
+                if let Some(ix) = range_indexed(e) {
+                    {
                         return self.opaque(e, false, OpaqueWhy::Unknown(ix.index.span(), "slicing (`x[a..b]`) an active value cannot be differentiated yet; index the elements (`x[i]`) in a loop instead".into()));
                     }
                 }
@@ -1428,7 +1433,7 @@ impl<'a> Lower<'a> {
                 RuleKind::Constant => {
                     self.opaque(&syn::Expr::MethodCall(m.clone()), true, OpaqueWhy::Constant)
                 }
-                RuleKind::Smooth { .. } => {
+                RuleKind::Smooth { .. } | RuleKind::Identity => {
                     if rule.arity != Some(m.args.len() + 1) {
                         return self.opaque(
                             &syn::Expr::MethodCall(m.clone()),
@@ -1686,6 +1691,16 @@ fn receiver_is_self_path(e: &syn::Expr) -> bool {
     }
 }
 
+/// `x[a..b]`, `&x[a..]`: slicing.
+fn range_indexed(e: &syn::Expr) -> Option<&syn::ExprIndex> {
+    match e {
+        syn::Expr::Index(ix) if is_range(&ix.index) => Some(ix),
+        syn::Expr::Reference(r) => range_indexed(&r.expr),
+        syn::Expr::Paren(p) => range_indexed(&p.expr),
+        _ => None,
+    }
+}
+
 /// A range, possibly reversed or stepped: its items are integers.
 fn is_integer_range(e: &syn::Expr) -> bool {
     match e {
@@ -1733,6 +1748,13 @@ fn compound_op(op: &syn::BinOp) -> Option<BinOp> {
         syn::BinOp::DivAssign(_) => Some(BinOp::Div),
         _ => None,
     }
+}
+
+/// `|=` -> `|`, `%=` -> `%`, ...
+fn plain_op(op: &syn::BinOp) -> TokenStream {
+    let s = op.to_token_stream().to_string();
+    let plain = s.trim_end_matches('=');
+    plain.parse().unwrap()
 }
 
 fn is_other_compound(op: &syn::BinOp) -> bool {

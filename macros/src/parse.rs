@@ -27,6 +27,11 @@ impl Options {
                 if opts.wrt.is_some() {
                     return Err(meta.error("`wrt` given twice"));
                 }
+                if !meta.input.peek(syn::token::Paren) {
+                    return Err(
+                        meta.error("write the parameters to differentiate as a list: `wrt(x, y)`")
+                    );
+                }
                 let content;
                 syn::parenthesized!(content in meta.input);
                 let names = content.parse_terminated(parse_wrt_name, syn::Token![,])?;
@@ -131,6 +136,8 @@ pub fn is_inactive_type(ty: &Type) -> bool {
         Type::Paren(p) => is_inactive_type(&p.elem),
         Type::Group(g) => is_inactive_type(&g.elem),
         Type::Tuple(t) => !t.elems.is_empty() && t.elems.iter().all(is_inactive_type),
+        // Function pointers and raw pointers carry no derivative.
+        Type::BareFn(_) | Type::Ptr(_) => true,
         Type::Path(p) if p.qself.is_none() => {
             let Some(last) = p.path.segments.last() else {
                 return false;
@@ -139,7 +146,7 @@ pub fn is_inactive_type(ty: &Type) -> bool {
             if INACTIVE_SCALARS.contains(&name.as_str()) {
                 return true;
             }
-            if name == "Vec" {
+            if name == "Vec" || name == "Option" {
                 if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
                     if let Some(syn::GenericArgument::Type(t)) = args.args.first() {
                         return is_inactive_type(t);
@@ -219,6 +226,15 @@ pub fn signature(func: &mut ItemFn, opts: &Options, cx: &Ctxt) -> Signature {
                     t,
                     "`impl Trait` return types cannot be differentiated; name the type",
                 );
+            }
+            if let Type::Path(p) = &**t {
+                let last = p.path.segments.last().map(|s| s.ident.to_string());
+                if let Some(kind @ ("Option" | "Result")) = last.as_deref() {
+                    cx.error_spanned(
+                        t,
+                        format!("an `{kind}` has no derivative; differentiate a function that returns the value itself, and handle the failure case in a caller"),
+                    );
+                }
             }
             (**t).clone()
         }

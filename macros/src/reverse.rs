@@ -321,6 +321,12 @@ impl<'b> Gen<'b> {
                     code.extend(quote!(#pv::acc(#adj, #d);));
                 }
             }
+            Expr::Method { rule, recv, .. } if matches!(rule.kind, RuleKind::Identity) => {
+                if let Some(p) = self.active_place(recv) {
+                    let adj = self.adj_mut(id, region, p);
+                    code.extend(quote!(#pv::acc(#adj, #d);));
+                }
+            }
             Expr::Binary(..) | Expr::Neg(_) | Expr::Method { .. } | Expr::Cast(..) => {
                 let (operands, trait_name, cast_ty): (Vec<&Atom>, &str, Option<&syn::Type>) =
                     match e {
@@ -1114,7 +1120,7 @@ pub fn loop_label(lp: LoopId) -> syn::Lifetime {
 fn trait_of(rule: &rules::Rule) -> &'static str {
     match &rule.kind {
         RuleKind::Smooth { trait_name, .. } => trait_name,
-        RuleKind::Constant => unreachable!("constant methods have no rule"),
+        RuleKind::Constant | RuleKind::Identity => unreachable!("no rule trait"),
     }
 }
 

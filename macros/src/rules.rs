@@ -37,6 +37,9 @@ pub enum RuleKind {
     },
     /// The result has a zero derivative (`floor`, `signum`) or is not a number (`len`).
     Constant,
+    /// The result is the receiver itself (`clone`, `to_vec`): its cotangent
+    /// goes to the receiver unchanged.
+    Identity,
 }
 
 #[derive(Debug)]
@@ -271,6 +274,25 @@ pub static METHODS: &[Rule] = &[
     smooth!("to_radians", "ToRadians", [p!("d_x": D)]),
 ];
 
+/// Methods returning a copy of the receiver.
+pub static IDENTITY_METHODS: &[Rule] = &[
+    Rule {
+        name: "clone",
+        arity: Some(1),
+        kind: RuleKind::Identity,
+    },
+    Rule {
+        name: "to_vec",
+        arity: Some(1),
+        kind: RuleKind::Identity,
+    },
+    Rule {
+        name: "to_owned",
+        arity: Some(1),
+        kind: RuleKind::Identity,
+    },
+];
+
 /// Methods whose result has no derivative: constant almost everywhere, or not a number.
 pub static CONSTANT_METHODS: &[Rule] = constant!(
     "signum",
@@ -345,6 +367,7 @@ pub fn binary(op: crate::ir::BinOp) -> &'static Rule {
 pub fn method(name: &str, arity: usize) -> Option<&'static Rule> {
     METHODS
         .iter()
+        .chain(IDENTITY_METHODS)
         .find(|r| r.name == name && r.arity == Some(arity))
         .or_else(|| CONSTANT_METHODS.iter().find(|r| r.name == name))
 }

@@ -84,6 +84,17 @@ impl Shaped for f64 {
     fn shape(&self) {}
 }
 
+macro_rules! int_shaped {
+    ($($t:ty),*) => {$(
+        impl Shaped for $t {
+            type Shape = ();
+            #[inline(always)]
+            fn shape(&self) {}
+        }
+    )*};
+}
+int_shaped!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
 /// The shape of a value of type `T`, typed by `T` so rules can be selected from it.
 pub struct ShapeOf<T: Shaped + ?Sized>(pub T::Shape, PhantomData<fn() -> T>);
 

@@ -69,6 +69,30 @@ macro_rules! float_tangent {
 }
 float_tangent!(f32, f64);
 
+/// Integers carry no derivative: their tangent is always `0` and accumulating
+/// into it does nothing. This lets an integer field of a differentiated struct
+/// (`self.n as f64`) take part in generated code with a zero derivative.
+macro_rules! int_tangent {
+    ($($t:ty),*) => {$(
+        impl Differentiable for $t {
+            type Tangent = $t;
+            #[inline(always)]
+            fn zero_tangent(&self) -> $t {
+                0
+            }
+        }
+        impl Tangent for $t {
+            #[inline(always)]
+            fn zero() -> $t {
+                0
+            }
+            #[inline(always)]
+            fn accumulate(&mut self, _other: $t) {}
+        }
+    )*};
+}
+int_tangent!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
 /// The tangent of something with no derivative: `()` carries no information.
 impl Tangent for () {
     #[inline(always)]

@@ -888,3 +888,24 @@ macro_rules! cast_rules {
 }
 
 cast_rules!(f32 => f32, f32 => f64, f64 => f32, f64 => f64);
+
+/// Casting an integer to a float: the integer carries no derivative, so the
+/// contribution is `0` (this lets `n as f64` read a field of an active struct).
+macro_rules! int_cast_rules {
+    ($($from:ident),*) => {$(
+        impl CastTo<f32> for $from {
+            #[inline]
+            fn d_x(_x: &ShapeOf<$from>, _d: &f32) -> $from {
+                0
+            }
+        }
+        impl CastTo<f64> for $from {
+            #[inline]
+            fn d_x(_x: &ShapeOf<$from>, _d: &f64) -> $from {
+                0
+            }
+        }
+    )*};
+}
+
+int_cast_rules!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);

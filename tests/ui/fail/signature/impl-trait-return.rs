@@ -1,0 +1,8 @@
+use tapeless::differentiable;
+
+#[differentiable]
+fn square(x: f64) -> impl Copy {
+    x * x
+}
+
+fn main() {}
