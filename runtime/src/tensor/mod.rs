@@ -37,6 +37,7 @@
 mod binary;
 mod conv;
 mod error;
+mod fastmath;
 mod index;
 mod layout;
 mod matmul;

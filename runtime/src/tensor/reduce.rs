@@ -8,7 +8,7 @@
 //! input is large.
 
 use super::error::{fail, TensorError};
-use super::{Tensor, PAR_THRESHOLD, PAR_THRESHOLD_HEAVY};
+use super::{fastmath, Tensor, PAR_THRESHOLD, PAR_THRESHOLD_HEAVY};
 use rayon::prelude::*;
 
 /// Block length of [`sum_slice`]: partial sums of this many elements are
@@ -304,21 +304,39 @@ impl Tensor {
     }
 }
 
-/// Softmax (or log-softmax) of one contiguous row.
+/// The maximum of a non-empty slice with 16 independent lanes (vectorised;
+/// `NaN`s are skipped, as `f32::max` does).
+#[inline]
+fn max_lanes(s: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = s.chunks_exact(16);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = a.max(x);
+        }
+    }
+    acc.iter()
+        .chain(rem)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+}
+
+/// Softmax (or log-softmax) of one contiguous row: three vectorised passes
+/// (maximum, exponentials and their sum, scaling).
 #[inline]
 fn softmax_row(src: &[f32], dst: &mut [f32], log: bool) {
-    let m = src.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let m = max_lanes(src);
+    for (y, &x) in dst.iter_mut().zip(src) {
+        *y = fastmath::exp(x - m);
+    }
+    let s = sum_block(dst);
     if log {
-        let s: f32 = src.iter().map(|&x| (x - m).exp()).sum();
         let shift = m + s.ln();
         for (y, &x) in dst.iter_mut().zip(src) {
             *y = x - shift;
         }
     } else {
-        for (y, &x) in dst.iter_mut().zip(src) {
-            *y = (x - m).exp();
-        }
-        let inv = 1.0 / sum_block(dst);
+        let inv = 1.0 / s;
         for y in dst.iter_mut() {
             *y *= inv;
         }
@@ -336,7 +354,7 @@ fn softmax_strided(src: &[f32], dst: &mut [f32], inner: usize, log: bool) {
     let mut s = vec![0.0f32; inner];
     for (drow, row) in dst.chunks_exact_mut(inner).zip(src.chunks_exact(inner)) {
         for ((y, &x), (a, &mx)) in drow.iter_mut().zip(row).zip(s.iter_mut().zip(&m)) {
-            *y = (x - mx).exp();
+            *y = fastmath::exp(x - mx);
             *a += *y;
         }
     }
