@@ -108,7 +108,13 @@ fn an_optimizer_steps_a_derived_model_in_one_call() {
     let keys: Vec<String> = adam.state().params.keys().cloned().collect();
     assert_eq!(
         keys,
-        ["layers.0.b", "layers.0.w", "layers.1.b", "layers.1.w", "scale"]
+        [
+            "layers.0.b",
+            "layers.0.w",
+            "layers.1.b",
+            "layers.1.w",
+            "scale"
+        ]
     );
 }
 

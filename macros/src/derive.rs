@@ -95,9 +95,8 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             .collect()
     };
     let visit = params_calls(&|m| quote!(#p::params::Parameters::visit(&self.#m, __name, __f)));
-    let visit_mut = params_calls(
-        &|m| quote!(#p::params::Parameters::visit_mut(&mut self.#m, __name, __f)),
-    );
+    let visit_mut =
+        params_calls(&|m| quote!(#p::params::Parameters::visit_mut(&mut self.#m, __name, __f)));
     let zip_mut = params_calls(
         &|m| quote!(#p::params::Parameters::zip_mut(&mut self.#m, &__grad.#m, __name, __f)),
     );

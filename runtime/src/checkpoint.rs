@@ -641,11 +641,14 @@ fn optimizer_state(
                 name: name.to_owned(),
             });
         };
-        let ps = state.params.entry(param.clone()).or_insert_with(|| ParamState {
-            step: 0,
-            shape: shape.clone(),
-            buffers: BTreeMap::new(),
-        });
+        let ps = state
+            .params
+            .entry(param.clone())
+            .or_insert_with(|| ParamState {
+                step: 0,
+                shape: shape.clone(),
+                buffers: BTreeMap::new(),
+            });
         if field == "step" {
             let s = scalar_f64(st, name)?;
             if !(s >= 0.0 && s.fract() == 0.0 && s < 9.0e15) {

@@ -24,7 +24,7 @@
 //! use tapeless_runtime::params::{num_params, named_shapes, Parameters};
 //! use tapeless_runtime::tensor::Tensor;
 //!
-//! let model = (Tensor::zeros(&[2, 3]), vec![1.0f64, 2.0], [vec![0.5f32]; 2]);
+//! let model = (Tensor::zeros(&[2, 3]), vec![1.0f64, 2.0], [vec![0.5f32], vec![1.5]]);
 //! assert_eq!(num_params(&model), 6 + 2 + 2);
 //! let names: Vec<String> = named_shapes(&model).into_iter().map(|(n, _)| n).collect();
 //! assert_eq!(names, ["0", "1", "2.0", "2.1"]);
@@ -532,10 +532,7 @@ pub fn for_each<M: Parameters + ?Sized>(model: &M, mut f: impl FnMut(&str, Param
 }
 
 /// Calls `f(name, buffer)` for every writable buffer of `model`.
-pub fn for_each_mut<M: Parameters + ?Sized>(
-    model: &mut M,
-    mut f: impl FnMut(&str, ParamMut<'_>),
-) {
+pub fn for_each_mut<M: Parameters + ?Sized>(model: &mut M, mut f: impl FnMut(&str, ParamMut<'_>)) {
     model.visit_mut(&mut String::new(), &mut f)
 }
 
@@ -558,7 +555,7 @@ mod tests {
         let m = (
             1.0f32,
             vec![vec![1.0f64, 2.0], vec![3.0]],
-            [Tensor::zeros(&[2, 2]); 2],
+            [Tensor::zeros(&[2, 2]), Tensor::zeros(&[2, 2])],
         );
         assert_eq!(
             named_shapes(&m),
@@ -592,9 +589,13 @@ mod tests {
         let mut m = (Tensor::ones(&[3]), vec![1.0f64, 2.0]);
         let g = (<Tensor as crate::Tangent>::zero(), vec![5.0]);
         let mut seen = Vec::new();
-        zip_each(&mut m, &g, |name, _, g| seen.push((name.to_owned(), g)));
-        assert_eq!(seen[0].1.data, Data::F32(Cow::Owned(vec![0.0; 3])));
-        assert_eq!(seen[1].1.data, Data::F64(Cow::Owned(vec![5.0, 0.0])));
+        zip_each(&mut m, &g, |_, _, g| {
+            seen.push(match g.data {
+                Data::F32(d) => d.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+                Data::F64(d) => d.into_owned(),
+            })
+        });
+        assert_eq!(seen, [vec![0.0; 3], vec![5.0, 0.0]]);
     }
 
     #[test]

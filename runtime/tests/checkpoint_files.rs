@@ -25,7 +25,12 @@ fn model(seed: u64) -> Model {
 }
 
 fn zeros() -> Model {
-    (Tensor::zeros(&[3, 2]), Tensor::zeros(&[2]), vec![0.0; 3], 0.0)
+    (
+        Tensor::zeros(&[3, 2]),
+        Tensor::zeros(&[2]),
+        vec![0.0; 3],
+        0.0,
+    )
 }
 
 /// Every buffer's name and bit patterns.
@@ -241,7 +246,10 @@ fn missing_file() {
     let path = dir.path().join("nope.safetensors");
     let e = load(&path, &mut zeros(), None).unwrap_err();
     assert!(matches!(e, CheckpointError::NotFound { .. }), "{e:?}");
-    assert!(e.to_string().contains("nope.safetensors does not exist"), "{e}");
+    assert!(
+        e.to_string().contains("nope.safetensors does not exist"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -254,18 +262,27 @@ fn truncated_garbage_and_empty_files_are_corrupt_not_panics() {
         fs::write(&path, &good[..len]).unwrap();
         let mut m = zeros();
         let e = load(&path, &mut m, None).unwrap_err();
-        assert!(matches!(e, CheckpointError::Corrupt { .. }), "length {len}: {e:?}");
+        assert!(
+            matches!(e, CheckpointError::Corrupt { .. }),
+            "length {len}: {e:?}"
+        );
         assert_eq!(bits(&m), bits(&zeros()), "length {len}: the model changed");
     }
     // garbage
     fs::write(&path, b"this is not a checkpoint at all, just some text").unwrap();
     let e = load(&path, &mut zeros(), None).unwrap_err();
-    assert!(e.to_string().contains("is not a valid safetensors file"), "{e}");
+    assert!(
+        e.to_string().contains("is not a valid safetensors file"),
+        "{e}"
+    );
     // a header length pointing past the end
     let mut huge = u64::MAX.to_le_bytes().to_vec();
     huge.extend_from_slice(b"{}");
     fs::write(&path, &huge).unwrap();
-    assert!(matches!(load(&path, &mut zeros(), None), Err(CheckpointError::Corrupt { .. })));
+    assert!(matches!(
+        load(&path, &mut zeros(), None),
+        Err(CheckpointError::Corrupt { .. })
+    ));
     // flipped bytes anywhere in the header never panic
     let header_len = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
     for i in (0..header_len).step_by(3) {
@@ -283,7 +300,10 @@ fn missing_tensor_is_named() {
     let mut bigger = (zeros(), 0.0f64);
     let e = load(&path, &mut bigger, None).unwrap_err();
     // the bigger model's names are "0.0", "0.1", ... and "1"
-    assert!(matches!(&e, CheckpointError::MissingTensor { name } if name == "0.0"), "{e:?}");
+    assert!(
+        matches!(&e, CheckpointError::MissingTensor { name } if name == "0.0"),
+        "{e:?}"
+    );
     assert_eq!(e.to_string(), "checkpoint has no tensor `0.0`");
 }
 
@@ -315,7 +335,12 @@ fn shape_mismatch_names_the_tensor_and_both_shapes() {
 fn dtype_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let path = saved(dir.path());
-    let mut m = (Tensor::zeros(&[3, 2]), Tensor::zeros(&[2]), vec![0.0f32; 3], 0.0f32);
+    let mut m = (
+        Tensor::zeros(&[3, 2]),
+        Tensor::zeros(&[2]),
+        vec![0.0f32; 3],
+        0.0f32,
+    );
     let e = load(&path, &mut m, None).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -353,7 +378,10 @@ fn optimizer_mismatches() {
     let mut one = (0.0f64,);
     let mut opt2 = Adam::new(0.1);
     let e = load(&small, &mut one, Some(&mut opt2)).unwrap_err();
-    assert!(matches!(&e, CheckpointError::UnexpectedState { name } if name == "adam.m.1"), "{e:?}");
+    assert!(
+        matches!(&e, CheckpointError::UnexpectedState { name } if name == "adam.m.1"),
+        "{e:?}"
+    );
     assert!(opt2.state().params.is_empty());
 }
 
@@ -401,9 +429,16 @@ fn a_save_onto_a_directory_fails_cleanly() {
     fs::create_dir(&target).unwrap();
     fs::write(target.join("keep"), b"x").unwrap();
     let e = save(&target, &model(1), None, 0).unwrap_err();
-    assert!(matches!(e, CheckpointError::Io { op: "rename", .. }), "{e:?}");
+    assert!(
+        matches!(e, CheckpointError::Io { op: "rename", .. }),
+        "{e:?}"
+    );
     assert_eq!(fs::read(target.join("keep")).unwrap(), b"x");
-    assert!(temp_files(dir.path()).is_empty(), "{:?}", temp_files(dir.path()));
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
 }
 
 #[cfg(unix)]
@@ -419,7 +454,13 @@ fn a_save_into_a_read_only_directory_leaves_the_previous_file() {
     if !privileged {
         let e = save(&path, &model(9), None, 99).unwrap_err();
         assert!(
-            matches!(e, CheckpointError::Io { op: "create temporary file", .. }),
+            matches!(
+                e,
+                CheckpointError::Io {
+                    op: "create temporary file",
+                    ..
+                }
+            ),
             "{e:?}"
         );
         assert_eq!(fs::read(&path).unwrap(), before);

@@ -15,7 +15,10 @@ fn xoshiro256starstar_reference_outputs() {
 fn seeding_is_splitmix64() {
     // splitmix64 from 0: 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f, ...
     let s = Rng::seed_from(0).state();
-    assert_eq!(&s[..3], &[0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f]);
+    assert_eq!(
+        &s[..3],
+        &[0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f]
+    );
     // same seed, same sequence; state round-trips
     let mut a = Rng::seed_from(7);
     a.next_u64();
@@ -120,7 +123,10 @@ fn kaiming_normal_variance() {
 fn dataset(n: usize) -> Dataset {
     // row i is (i, 10 i); label i % 3
     let x: Vec<f32> = (0..n).flat_map(|i| [i as f32, 10.0 * i as f32]).collect();
-    Dataset::new(Tensor::from_vec(x, &[n, 2]), (0..n).map(|i| i % 3).collect())
+    Dataset::new(
+        Tensor::from_vec(x, &[n, 2]),
+        (0..n).map(|i| i % 3).collect(),
+    )
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Losses and their hand-derived gradients, against finite differences.
 
 use tapeless_runtime::nn::{
-    accuracy, cross_entropy, cross_entropy_adjoint, cross_entropy_grad, mse, mse_adjoint,
-    mse_grad, Rng,
+    accuracy, cross_entropy, cross_entropy_adjoint, cross_entropy_grad, mse, mse_adjoint, mse_grad,
+    Rng,
 };
 use tapeless_runtime::tensor::Tensor;
 
@@ -27,7 +27,10 @@ fn finite_differences(x: &Tensor, h: f32, f: impl Fn(&Tensor) -> f32) -> Vec<f32
 fn assert_close(got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol, "element {i}: got {g}, want {w}\n{got:?}\n{want:?}");
+        assert!(
+            (g - w).abs() <= tol,
+            "element {i}: got {g}, want {w}\n{got:?}\n{want:?}"
+        );
     }
 }
 

@@ -5,8 +5,7 @@
 //! from the losses' gradient functions.
 
 use tapeless_runtime::nn::{
-    accuracy, cross_entropy, cross_entropy_grad, fans, kaiming_normal, xavier_uniform, Dataset,
-    Rng,
+    accuracy, cross_entropy, cross_entropy_grad, fans, kaiming_normal, xavier_uniform, Dataset, Rng,
 };
 use tapeless_runtime::optim::{clip_grad_norm, AdamW, CosineWarmup, Optimizer, Schedule};
 use tapeless_runtime::params::num_params;

@@ -199,17 +199,39 @@ fn load_state_refuses_bad_state_and_keeps_its_own() {
     );
 
     let mut bad = before.clone();
-    bad.params.get_mut("0").unwrap().buffers.insert("momentum".into(), BufferData::F32(vec![0.0; 3]));
-    assert!(matches!(adam.load_state(&bad), Err(StateError::UnknownBuffer { .. })));
+    bad.params
+        .get_mut("0")
+        .unwrap()
+        .buffers
+        .insert("momentum".into(), BufferData::F32(vec![0.0; 3]));
+    assert!(matches!(
+        adam.load_state(&bad),
+        Err(StateError::UnknownBuffer { .. })
+    ));
 
     let mut bad = before.clone();
-    bad.params.get_mut("0").unwrap().buffers.insert("m".into(), BufferData::F32(vec![0.0; 2]));
+    bad.params
+        .get_mut("0")
+        .unwrap()
+        .buffers
+        .insert("m".into(), BufferData::F32(vec![0.0; 2]));
     let e = adam.load_state(&bad).unwrap_err();
-    assert!(e.to_string().contains("has 2 elements, the shape [3] needs 3"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("has 2 elements, the shape [3] needs 3"),
+        "{e}"
+    );
 
     let mut bad = before.clone();
-    bad.params.get_mut("0").unwrap().buffers.insert("m".into(), BufferData::F64(vec![0.0; 3]));
-    assert!(matches!(adam.load_state(&bad), Err(StateError::MixedTypes { .. })));
+    bad.params
+        .get_mut("0")
+        .unwrap()
+        .buffers
+        .insert("m".into(), BufferData::F64(vec![0.0; 3]));
+    assert!(matches!(
+        adam.load_state(&bad),
+        Err(StateError::MixedTypes { .. })
+    ));
 
     assert_eq!(adam.state(), before);
     let empty = OptimState {

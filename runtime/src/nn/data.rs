@@ -70,7 +70,8 @@ impl Dataset {
             "Dataset::split_at: {split} is past the {} examples",
             self.len()
         );
-        let (a, b): (Vec<usize>, Vec<usize>) = ((0..split).collect(), (split..self.len()).collect());
+        let (a, b): (Vec<usize>, Vec<usize>) =
+            ((0..split).collect(), (split..self.len()).collect());
         let (xa, ya) = self.select(&a);
         let (xb, yb) = self.select(&b);
         (Dataset::new(xa, ya), Dataset::new(xb, yb))

@@ -26,10 +26,9 @@ mod rng;
 
 pub use data::{Batches, Dataset};
 pub use init::{fans, kaiming_normal, normal, uniform, xavier_uniform};
+pub use loss::{
+    accuracy, cross_entropy, cross_entropy_adjoint, cross_entropy_grad, mse, mse_adjoint, mse_grad,
+};
 #[doc(hidden)]
 pub use loss::{cross_entropy_pullback, mse_pullback};
-pub use loss::{
-    accuracy, cross_entropy, cross_entropy_adjoint, cross_entropy_grad, mse, mse_adjoint,
-    mse_grad,
-};
 pub use rng::Rng;

@@ -71,7 +71,8 @@ impl Core {
         let mut store = std::mem::replace(&mut self.store, Store::new(FIELDS));
         zip_each(model, grad, |name, p, g| {
             let slot = store.slot(name, &p.shape);
-            dispatch!(p.data, g.data, |p, g| self.update(decoupled, slot, p, g, name));
+            dispatch!(p.data, g.data, |p, g| self
+                .update(decoupled, slot, p, g, name));
         });
         self.store = store;
     }

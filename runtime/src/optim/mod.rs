@@ -438,9 +438,9 @@ impl Slot {
         let dtype = data.dtype();
         match T::buffer(data) {
             Some(v) => v,
-            None => panic!(
-                "optimizer: state `{field}` of `{name}` is {dtype}, the parameter is not"
-            ),
+            None => {
+                panic!("optimizer: state `{field}` of `{name}` is {dtype}, the parameter is not")
+            }
         }
     }
 }

@@ -112,9 +112,7 @@ impl RmsProp {
         };
         let s = Slot::buf::<T>(s, n, name, FIELDS[0]);
         let mut b = (self.momentum > 0.0).then(|| Slot::buf::<T>(b, n, name, FIELDS[1]));
-        let mut a = self
-            .centered
-            .then(|| Slot::buf::<T>(a, n, name, FIELDS[2]));
+        let mut a = self.centered.then(|| Slot::buf::<T>(a, n, name, FIELDS[2]));
         for i in 0..n {
             let g = if self.weight_decay != 0.0 {
                 g[i] + wd * p[i]

@@ -86,7 +86,11 @@ impl Sgd {
         let neg_lr = T::of(-self.lr);
         if self.momentum == 0.0 {
             for (p, &g) in p.iter_mut().zip(g) {
-                let d = if self.weight_decay != 0.0 { g + wd * *p } else { g };
+                let d = if self.weight_decay != 0.0 {
+                    g + wd * *p
+                } else {
+                    g
+                };
                 *p = *p + neg_lr * d;
             }
             return;
@@ -96,7 +100,11 @@ impl Sgd {
         let first = slot.bufs[0].is_none();
         let b = Slot::buf::<T>(&mut slot.bufs[0], p.len(), name, FIELDS[0]);
         for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-            let mut d = if self.weight_decay != 0.0 { g + wd * *p } else { g };
+            let mut d = if self.weight_decay != 0.0 {
+                g + wd * *p
+            } else {
+                g
+            };
             *b = if first { d } else { *b * mu + keep * d };
             d = if self.nesterov { d + mu * *b } else { *b };
             *p = *p + neg_lr * d;
