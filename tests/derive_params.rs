@@ -199,3 +199,13 @@ fn differentiable_functions_call_the_losses() {
     }
     assert_eq!(gk, v);
 }
+
+#[derive(Differentiable, Clone, Debug, PartialEq)]
+struct Raw {
+    r#type: f64,
+}
+
+#[test]
+fn raw_identifiers_are_named_without_the_prefix() {
+    assert_eq!(names(&Raw { r#type: 1.0 }), ["type"]);
+}

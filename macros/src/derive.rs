@@ -84,7 +84,8 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             .iter()
             .filter(|(_, ng, _)| !ng)
             .map(|(m, _, f)| {
-                let seg = m.to_string();
+                // `r#type` is named `type`.
+                let seg = m.to_string().trim_start_matches("r#").to_owned();
                 let call = call(m);
                 quote_spanned! {f.span()=>
                     let __len = #p::params::push_name(__name, #seg);
