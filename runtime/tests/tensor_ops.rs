@@ -774,6 +774,22 @@ fn accumulate_rejects_different_shapes() {
 }
 
 #[test]
+fn as_mut_slice_is_copy_on_write() {
+    let mut a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    let shared = a.clone();
+    a.as_mut_slice()[0] = 10.0;
+    assert_eq!(a.to_vec(), vec![10.0, 2.0, 3.0, 4.0]);
+    assert_eq!(shared.to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+    let p = a.as_slice().unwrap().as_ptr();
+    a.as_mut_slice()[1] = 20.0;
+    assert_eq!(a.as_slice().unwrap().as_ptr(), p, "unique: no copy");
+    let mut t = a.t();
+    t.as_mut_slice()[1] = 0.0; // the transposed view becomes its own contiguous copy
+    assert_eq!(t.to_vec(), vec![10.0, 0.0, 20.0, 4.0]);
+    assert_eq!(a.to_vec(), vec![10.0, 20.0, 3.0, 4.0]);
+}
+
+#[test]
 fn owned_ops_reuse_buffers() {
     let a = Tensor::from_vec(vec![1.0; 8], &[8]);
     let p = a.as_slice().unwrap().as_ptr();

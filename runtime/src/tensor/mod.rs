@@ -253,6 +253,19 @@ impl Tensor {
         Arc::get_mut(&mut self.storage).map(|v| &mut v[off..off + n])
     }
 
+    /// The elements as a writable row-major slice, copy-on-write: when `self`
+    /// is a view or shares its buffer with another tensor, it first becomes
+    /// a contiguous copy of its own (the others keep the old values).
+    /// Optimizers update parameters in place through it.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        if self.unique_slice_mut().is_none() {
+            *self = Tensor::contiguous_from(self.to_vec(), self.shape.clone());
+        }
+        let n = self.numel();
+        let off = self.offset;
+        &mut Arc::make_mut(&mut self.storage)[off..off + n]
+    }
+
     /// The elements in logical (row-major) order.
     pub fn to_vec(&self) -> Vec<f32> {
         if let Some(s) = self.as_slice() {
