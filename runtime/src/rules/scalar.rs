@@ -289,13 +289,20 @@ pub trait Powi: Sized {
 }
 
 /// `y = x.powf(p) = x^p`: `d/dx = p x^(p-1)`, `d/dp = x^p ln x = y ln x`. Guarded.
+///
+/// The exponent's type is [`Exponent`](Powf::Exponent): the float itself for
+/// `f32`/`f64`, the element type `f32` for a tensor (one exponent for every
+/// element, whose cotangent sums over the elements).
 pub trait Powf: Sized {
+    /// The type of the exponent `p` (and of its cotangent).
+    type Exponent;
     /// `d/dx x^p = p x^(p-1)`: the contribution is `d p x^(p-1)`; `0` for `p = 0`,
     /// exact for negative `x` and integer `p`.
-    fn d_x(x: &Self, p: &Self, d: &Self) -> Self;
+    fn d_x(x: &Self, p: &Self::Exponent, d: &Self) -> Self;
     /// `d/dp x^p = y ln x`: the contribution is `d y ln x` for `x > 0`, and `0` for
-    /// `x <= 0` (the limit at `0+`; a convention for negative `x`).
-    fn d_p(x: &Self, y: &Self, d: &Self) -> Self;
+    /// `x <= 0` (the limit at `0+`; a convention for negative `x`); summed over
+    /// the elements for a tensor `x`.
+    fn d_p(x: &Self, y: &Self, d: &Self) -> Self::Exponent;
 }
 
 /// `y = x.hypot(other) = sqrt(x^2 + other^2)`: `d/dx = x / y`, `d/dother = other / y`;
@@ -355,13 +362,19 @@ pub trait Min: Sized {
 /// `x.clamp(lo, hi)`: the derivative is `1` for the operand `clamp` returns
 /// (`x` when `lo <= x <= hi`, `lo` when `x < lo`, `hi` when `x > hi`) and `0` for
 /// the others. At `x == lo` or `x == hi`, and for NaN `x`, `d` goes to `x`.
+///
+/// The bounds' type is [`Bound`](Clamp::Bound): the float itself for
+/// `f32`/`f64`, the element type `f32` for a tensor (the same bounds for every
+/// element; their cotangents sum over the elements clamped to them).
 pub trait Clamp: Sized {
+    /// The type of the bounds `lo` and `hi` (and of their cotangents).
+    type Bound;
     /// `d/dx clamp(x, lo, hi)`: `d` when `lo <= x <= hi` (or `x` is NaN), else `0`.
-    fn d_x(x: &Self, lo: &Self, hi: &Self, d: &Self) -> Self;
-    /// `d/dlo clamp(x, lo, hi)`: `d` when `x < lo`, else `0`.
-    fn d_lo(x: &Self, lo: &Self, d: &Self) -> Self;
-    /// `d/dhi clamp(x, lo, hi)`: `d` when `x > hi`, else `0`.
-    fn d_hi(x: &Self, hi: &Self, d: &Self) -> Self;
+    fn d_x(x: &Self, lo: &Self::Bound, hi: &Self::Bound, d: &Self) -> Self;
+    /// `d/dlo clamp(x, lo, hi)`: `d` when `x < lo`, else `0` (summed over a tensor's elements).
+    fn d_lo(x: &Self, lo: &Self::Bound, d: &Self) -> Self::Bound;
+    /// `d/dhi clamp(x, lo, hi)`: `d` when `x > hi`, else `0` (summed over a tensor's elements).
+    fn d_hi(x: &Self, hi: &Self::Bound, d: &Self) -> Self::Bound;
 }
 
 /// `d/dx fract x = 1` (away from the integers, where `fract` jumps).
@@ -712,6 +725,7 @@ macro_rules! float_rules {
         }
 
         impl Powf for $t {
+            type Exponent = $t;
             #[inline]
             fn d_x(x: &$t, p: &$t, d: &$t) -> $t {
                 if *d == 0.0 || *p == 0.0 {
@@ -823,6 +837,7 @@ macro_rules! float_rules {
         }
 
         impl Clamp for $t {
+            type Bound = $t;
             #[inline]
             fn d_x(x: &$t, lo: &$t, hi: &$t, d: &$t) -> $t {
                 // Written so that a NaN x (which clamp returns) keeps the gradient.
