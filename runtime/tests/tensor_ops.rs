@@ -830,3 +830,9 @@ fn random_views_round_trip() {
         }
     }
 }
+
+#[test]
+#[should_panic(expected = "narrow: 3 elements from 2 are out of bounds for axis 1 of shape [2, 4]")]
+fn narrow_checks_bounds() {
+    Tensor::zeros(&[2, 4]).narrow(1, 2, 3);
+}

@@ -112,8 +112,7 @@ impl Tensor {
             fail(TensorError::Invalid {
                 op: "narrow",
                 msg: format!(
-                    "range {start}..{} is out of bounds for axis {axis} of shape {:?}",
-                    start + len,
+                    "{len} elements from {start} are out of bounds for axis {axis} of shape {:?}",
                     self.shape
                 ),
             });
