@@ -110,6 +110,7 @@ fn conv2d_matches_direct_convolution() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn conv2d_on_views_and_larger_batches() {
     let mut rng = Rng(7);
     // A permuted input ([n, h, w, c] stored, read as NCHW) and a big enough
@@ -166,6 +167,7 @@ fn conv2d_backward_kernels_are_adjoints() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn conv2d_backward_weight_parallel_batch_matches_sequential_sum() {
     let mut rng = Rng(4);
     let x = rng.tensor(&[16, 2, 7, 7]);
@@ -283,6 +285,7 @@ fn max_pool_backward_routes_to_the_maximum() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn large_pooling_goes_parallel() {
     let mut rng = Rng(66);
     let x = rng.tensor(&[4, 8, 32, 32]);
@@ -298,6 +301,7 @@ fn large_pooling_goes_parallel() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn conv_splits_large_batches_into_groups() {
     // 144 × 1024 im2col floats per image: several groups of images.
     let mut rng = Rng(88);
@@ -329,6 +333,7 @@ fn max_pool_propagates_nan() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn conv_backward_input_in_groups_is_the_adjoint() {
     // Many output channels: the input gradient takes the grouped GEMM path,
     // in two groups of images.

@@ -51,6 +51,7 @@ fn assert_close(got: &[f32], want: &[f32], k: usize) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn random_2d_shapes() {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     for _ in 0..40 {
@@ -64,6 +65,7 @@ fn random_2d_shapes() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn large_2d_product() {
     let mut rng = Rng(42);
     let a = rng.tensor(&[130, 257]);
@@ -110,6 +112,7 @@ fn batch_ref(a: &Tensor, b: &Tensor, batch: &[usize]) -> Vec<f32> {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn batched_and_broadcast_batches() {
     let mut rng = Rng(77);
     let cases: &[(&[usize], &[usize], &[usize])] = &[

@@ -301,6 +301,7 @@ fn views_as_operands() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn million_element_kernels_go_parallel_and_stay_correct() {
     // Above PAR_THRESHOLD: the memory-bound kernels split over rayon.
     let mut rng = Rng(6);
@@ -329,6 +330,7 @@ fn million_element_kernels_go_parallel_and_stay_correct() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn large_broadcast_goes_parallel_and_stays_correct() {
     let mut rng = Rng(5);
     let a = rng.tensor(&[300, 257]);
@@ -436,6 +438,7 @@ fn sum_to_shape_unbroadcasts() {
 // ---- element-wise maps ------------------------------------------------------
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn maps_match_scalar_functions() {
     let mut rng = Rng(13);
     // Big enough to take the parallel path as well as a small one.
@@ -508,6 +511,7 @@ fn maps_on_views() {
 // ---- reductions ------------------------------------------------------------
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn full_reductions() {
     let mut rng = Rng(17);
     let x = rng.tensor(&[100_003]);
@@ -545,6 +549,7 @@ fn ref_axis(x: &Tensor, axis: usize, f: impl Fn(&[f32]) -> f32) -> Vec<f32> {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn axis_reductions_match_reference() {
     let mut rng = Rng(19);
     for shape in [&[5][..], &[3, 4], &[2, 3, 4], &[4, 1, 3, 2], &[70, 600]] {
@@ -624,6 +629,7 @@ fn softmax_rows_sum_to_one_and_stay_finite() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "too slow under Miri")]
 fn softmax_along_any_axis_matches_reference() {
     let mut rng = Rng(29);
     for shape in [&[3, 5][..], &[2, 3, 4], &[200, 300]] {

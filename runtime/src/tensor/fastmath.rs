@@ -100,6 +100,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "too slow under Miri")]
     fn exp_is_accurate_over_its_range() {
         let mut worst = 0.0f64;
         let mut x = -87.3f32;
@@ -130,6 +131,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "too slow under Miri")]
     fn tanh_is_accurate() {
         let mut x = -10.0f32;
         while x < 10.0 {
