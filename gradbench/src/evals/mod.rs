@@ -1,0 +1,18 @@
+//! One module per GradBench eval, each with an `evaluate(function, input)`.
+
+pub mod hello;
+pub mod lse;
+
+use crate::protocol::Evaluated;
+use serde_json::Value;
+
+/// How an eval's functions are evaluated.
+pub type Evaluate = fn(&str, Value) -> Result<Evaluated, String>;
+
+/// The implemented modules, by GradBench name.
+pub const MODULES: &[(&str, Evaluate)] = &[("hello", hello::evaluate), ("lse", lse::evaluate)];
+
+/// The error for a function the eval does not define.
+pub(crate) fn unknown(module: &str, function: &str) -> String {
+    format!("module {module:?} has no function {function:?}")
+}
