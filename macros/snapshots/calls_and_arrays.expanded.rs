@@ -35,66 +35,54 @@ pub fn features_adjoint(
     let mut __w2 = ::core::option::Option::None;
     let mut out = [0.0; 3];
     __w2 = ::core::option::Option::Some(__rt::witness(&out));
-    let __s0 = __rt::save(&x);
     out[0] = helper(x, 2);
-    let __s1 = __rt::save(&x);
     out[1] = x * y;
-    let __s2 = __rt::save(&out[1]);
-    let __s3 = __rt::save(&out[0]);
+    let __s0 = __rt::save(&out[1]);
+    let __s1 = __rt::save(&out[0]);
     let __t0 = out[0] * out[1];
-    let __s4 = __rt::shape_of(__rt::prim(&out[2]));
+    let __s2 = __rt::shape_of(__rt::prim(&out[2]));
+    let __s3 = __rt::shape_of(__rt::prim(&__t0));
     out[2] += __t0;
     let mut __seed = d_out;
     let mut __d_x = __rt::zero_like(&x);
     let mut __d_y = __rt::zero_like(&y);
     let __w2 = __rt::unslot(&mut __w2);
     let mut __d_out = __rt::zero_for(__w2);
-    let mut __dt0 = __rt::zero_like(&__t0);
+    let mut __dt0 = __rt::zero();
     __rt::acc(&mut __d_out, __rt::take(&mut __seed));
     let __g2 = __rt::take(&mut (*__rt::elem_mut(&mut __d_out, 2)));
     __rt::acc(
         &mut (*__rt::elem_mut(&mut __d_out, 2)),
-        __rt::rules::AddOp::d_lhs(&__s4, &__rt::shape_of(__rt::prim(&__t0)), &__g2),
+        __rt::rules::AddOp::d_lhs(&__s2, &__s3, &__g2),
     );
-    __rt::acc(
-        &mut __dt0,
-        __rt::rules::AddOp::d_rhs(&__s4, &__rt::shape_of(__rt::prim(&__t0)), &__g2),
-    );
+    __rt::acc(&mut __dt0, __rt::rules::AddOp::d_rhs(&__s2, &__s3, &__g2));
     __rt::acc(
         &mut (*__rt::elem_mut(&mut __d_out, 0)),
         __rt::rules::MulOp::d_lhs(
-            &__rt::shape_of(__rt::prim(&__s3)),
-            __rt::prim(&__s2),
+            &__rt::shape_of(__rt::prim(&__s1)),
+            __rt::prim(&__s0),
             &__dt0,
         ),
     );
     __rt::acc(
         &mut (*__rt::elem_mut(&mut __d_out, 1)),
         __rt::rules::MulOp::d_rhs(
-            __rt::prim(&__s3),
-            &__rt::shape_of(__rt::prim(&__s2)),
+            __rt::prim(&__s1),
+            &__rt::shape_of(__rt::prim(&__s0)),
             &__dt0,
         ),
     );
     let __g3 = __rt::take(&mut (*__rt::elem_mut(&mut __d_out, 1)));
     __rt::acc(
         &mut __d_x,
-        __rt::rules::MulOp::d_lhs(
-            &__rt::shape_of(__rt::prim(&__s1)),
-            __rt::prim(&y),
-            &__g3,
-        ),
+        __rt::rules::MulOp::d_lhs(&__rt::shape_of(__rt::prim(&x)), __rt::prim(&y), &__g3),
     );
     __rt::acc(
         &mut __d_y,
-        __rt::rules::MulOp::d_rhs(
-            __rt::prim(&__s1),
-            &__rt::shape_of(__rt::prim(&y)),
-            &__g3,
-        ),
+        __rt::rules::MulOp::d_rhs(__rt::prim(&x), &__rt::shape_of(__rt::prim(&y)), &__g3),
     );
     let __g4 = __rt::take(&mut (*__rt::elem_mut(&mut __d_out, 0)));
-    let (_, __g5) = helper_pullback(__s0, 2, __g4);
+    let (_, __g5) = helper_pullback(__rt::save(&x), 2, __g4);
     __rt::acc_from(&mut __d_x, __g5.0);
     (out, (__d_x, __d_y))
 }

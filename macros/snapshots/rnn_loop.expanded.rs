@@ -70,7 +70,7 @@ pub fn rnn_adjoint(
     let mut __d_w = __rt::zero_like(&w);
     let mut __d_u = __rt::zero_like(&u);
     let mut __d_xs = __rt::zero_like(&xs);
-    let mut __d_h = __rt::zero_like(&h);
+    let mut __d_h = __rt::zero();
     let mut __dt3 = __rt::zero();
     __rt::acc(&mut __dt3, __rt::take(&mut __seed));
     __rt::acc(

@@ -30,23 +30,20 @@ pub fn loss_adjoint(
     let _ = loss;
     let __lit0 = 10.0;
     let __t0 = w * x;
+    let __s0 = __rt::shape_of(__rt::prim(&__t0));
     let __t1 = __t0 - __lit0;
     let __t2 = __t1.powi(2);
     let mut __seed = d_out;
     let mut __d_w = __rt::zero_like(&w);
     let mut __d_x = __rt::zero_like(&x);
-    let mut __dt0 = __rt::zero_like(&__t0);
+    let mut __dt0 = __rt::zero();
     let mut __dt1 = __rt::zero_like(&__t1);
     let mut __dt2 = __rt::zero();
     __rt::acc(&mut __dt2, __rt::take(&mut __seed));
     __rt::acc(&mut __dt1, __rt::rules::Powi::d_x(__rt::prim(&__t1), 2, &__dt2));
     __rt::acc(
         &mut __dt0,
-        __rt::rules::SubOp::d_lhs(
-            &__rt::shape_of(__rt::prim(&__t0)),
-            &__rt::shape_of(__rt::prim(&__lit0)),
-            &__dt1,
-        ),
+        __rt::rules::SubOp::d_lhs(&__s0, &__rt::shape_of(__rt::prim(&__lit0)), &__dt1),
     );
     __rt::acc(
         &mut __d_w,

@@ -38,6 +38,9 @@ pub struct Var {
     pub reassigned: bool,
     /// Inactive because of its declared type (integers, bools, `#[no_grad]`).
     pub inactive_by_type: bool,
+    /// A parameter whose declared type is `Copy` (a float, an integer, a
+    /// reference): operators copy it instead of moving it.
+    pub copy: bool,
 }
 
 /// Regions are blocks whose values go out of scope before the reverse sweep

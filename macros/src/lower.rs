@@ -89,6 +89,7 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
             region: 0,
             reassigned: false,
             inactive_by_type: !p.active,
+            copy: crate::parse::is_copy_type(&p.ty),
         });
         l.scopes[0].insert(p.name.to_string(), id);
     }
@@ -157,6 +158,7 @@ impl<'a> Lower<'a> {
             region: self.region,
             reassigned: false,
             inactive_by_type: false,
+            copy: false,
         });
         id
     }

@@ -159,6 +159,22 @@ pub fn is_inactive_type(ty: &Type) -> bool {
     }
 }
 
+/// Types whose values operators copy rather than move: references, floats,
+/// integers, `bool`, `char`, and arrays and tuples of them.
+pub fn is_copy_type(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => r.mutability.is_none(),
+        Type::Array(a) => is_copy_type(&a.elem),
+        Type::Paren(p) => is_copy_type(&p.elem),
+        Type::Tuple(t) => t.elems.iter().all(is_copy_type),
+        Type::Path(p) if p.qself.is_none() => p.path.get_ident().is_some_and(|i| {
+            matches!(i.to_string().as_str(), "f32" | "f64" | "bool" | "char")
+                || INACTIVE_SCALARS.contains(&i.to_string().as_str()) && i != "str" && i != "String"
+        }),
+        _ => false,
+    }
+}
+
 fn is_float(ty: &Type) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && (p.path.is_ident("f64") || p.path.is_ident("f32")))
 }

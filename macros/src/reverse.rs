@@ -90,6 +90,12 @@ impl<'b> Gen<'b> {
         walk(&body.block.stmts, &mut |s| match s {
             Stmt::Let { value: Some(e), .. } | Stmt::Assign { value: e, .. } => match e {
                 Expr::Atom(a) | Expr::Repeat(a, _) | Expr::VecRepeat(a, _) => bare(a, &mut moved),
+                // Operators take their operands by value: `c + b` moves a `Tensor` `c`.
+                Expr::Binary(_, a, b) => {
+                    bare(a, &mut moved);
+                    bare(b, &mut moved);
+                }
+                Expr::Neg(a) => bare(a, &mut moved),
                 Expr::Call { args, .. } => args.iter().for_each(|a| bare(a, &mut moved)),
                 Expr::Tuple(v) | Expr::Array(v) | Expr::VecList(v) => {
                     v.iter().for_each(|a| bare(a, &mut moved))
@@ -117,6 +123,11 @@ impl<'b> Gen<'b> {
                 _ => {}
             }
         });
+        for (i, v) in body.vars.iter().enumerate() {
+            if v.copy {
+                moved[i] = false;
+            }
+        }
         let in_scope: Vec<bool> = body
             .vars
             .iter()
