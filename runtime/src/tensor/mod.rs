@@ -72,9 +72,13 @@ use std::sync::Arc;
 // | 256k     | 108 / 108 µs  | 1300 / 590 µs    | 682 / 411 µs | 2834 / 1498 µs | 887 / 916 µs| 30 / 32 µs  |
 // | 1M       | 592 / 597 µs  | 12146 / 4123 µs  | 2840 / 1575 µs| 11487 / 5850 µs| 3608 / 1986 µs| 157 / 74 µs|
 //
-// (sequential / parallel). Memory-bound contiguous kernels gain nothing
-// below a million elements (allocation and memory bandwidth dominate);
-// strided ones gain from about 64k, transcendental maps from about 16k.
+// (sequential / parallel; exp and tanh as the C library computes them, one
+// call per element). Memory-bound contiguous kernels gain nothing below a
+// million elements (allocation and memory bandwidth dominate); strided ones
+// gain from about 64k, maps that call the C library from about 16k. The
+// vectorised exp/tanh (`fastmath`) cost about 1 ns per element, like the
+// strided kernels, so the maps and softmax built on them use the strided
+// threshold.
 
 /// Element count from which memory-bound kernels over contiguous data (the
 /// arithmetic maps, binary operations on contiguous rows, full and axis sums)
@@ -82,14 +86,15 @@ use std::sync::Arc;
 /// development machine, the fork/join costs as much as it saves.
 pub const PAR_THRESHOLD: usize = 1 << 20;
 
-/// Element count from which strided kernels (binary operations on transposed
-/// or short-row views, pooling) go parallel: they do more work per element
-/// than the memory traffic, and gained 1.5–3× from 64k elements up.
+/// Element count from which kernels costing about a nanosecond per element
+/// go parallel: strided ones (binary operations on transposed or short-row
+/// views, pooling), which gained 1.5–3× from 64k elements up, and the
+/// vectorised `exp`/`tanh` family (`exp`, `tanh`, `sigmoid`, `gelu`, softmax).
 pub const PAR_THRESHOLD_STRIDED: usize = 1 << 16;
 
-/// Element count from which maps that call a transcendental function (`exp`,
-/// `tanh`, `sin`, ..., softmax) go parallel: 1.4–1.8× faster from 16k
-/// elements up.
+/// Element count from which maps that call the C library per element (`ln`,
+/// `powf`, `sin`, `cos`, [`Tensor::map_elements`]) go parallel: 1.4–1.8×
+/// faster from 16k elements up.
 pub const PAR_THRESHOLD_HEAVY: usize = 1 << 14;
 
 /// An n-dimensional, row-major tensor of `f32`.

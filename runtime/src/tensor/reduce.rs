@@ -8,7 +8,7 @@
 //! input is large.
 
 use super::error::{fail, TensorError};
-use super::{fastmath, Tensor, PAR_THRESHOLD, PAR_THRESHOLD_HEAVY};
+use super::{fastmath, Tensor, PAR_THRESHOLD, PAR_THRESHOLD_STRIDED};
 use rayon::prelude::*;
 
 /// Block length of [`sum_slice`]: partial sums of this many elements are
@@ -286,7 +286,7 @@ impl Tensor {
         let one = |o: usize, dst: &mut [f32]| {
             softmax_block(&d[o * block..(o + 1) * block], dst, inner, log);
         };
-        if d.len() >= PAR_THRESHOLD_HEAVY && d.len() > block {
+        if d.len() >= PAR_THRESHOLD_STRIDED && d.len() > block {
             out.par_chunks_mut(block)
                 .enumerate()
                 .for_each(|(o, dst)| one(o, dst));

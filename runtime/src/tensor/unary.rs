@@ -2,7 +2,7 @@
 //! vectorises for the arithmetic ones), split over rayon's pool above a size
 //! threshold.
 
-use super::{fastmath, Tensor, PAR_THRESHOLD, PAR_THRESHOLD_HEAVY};
+use super::{fastmath, Tensor, PAR_THRESHOLD, PAR_THRESHOLD_HEAVY, PAR_THRESHOLD_STRIDED};
 use rayon::prelude::*;
 
 /// Target size, in elements, of one parallel work item.
@@ -117,7 +117,7 @@ impl Tensor {
     /// `eˣ` element-wise (a vectorised polynomial within 2 ulp of the exact
     /// value; results below the smallest normal `f32` flush to 0).
     pub fn exp(&self) -> Tensor {
-        self.map_t(PAR_THRESHOLD_HEAVY, fastmath::exp)
+        self.map_t(PAR_THRESHOLD_STRIDED, fastmath::exp)
     }
 
     /// The natural logarithm element-wise (`NaN` below 0, `-inf` at 0).
@@ -153,25 +153,25 @@ impl Tensor {
     /// The logistic function `1 / (1 + e⁻ˣ)` element-wise (0 and 1 at the
     /// extremes, never `NaN` for finite input).
     pub fn sigmoid(&self) -> Tensor {
-        self.map_t(PAR_THRESHOLD_HEAVY, sigmoid)
+        self.map_t(PAR_THRESHOLD_STRIDED, sigmoid)
     }
 
     /// The hyperbolic tangent element-wise (vectorised, within 3 ulp).
     pub fn tanh(&self) -> Tensor {
-        self.map_t(PAR_THRESHOLD_HEAVY, fastmath::tanh)
+        self.map_t(PAR_THRESHOLD_STRIDED, fastmath::tanh)
     }
 
     /// GELU with the tanh approximation, as PyTorch's `gelu(x, approximate='tanh')`:
     /// `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
     pub fn gelu(&self) -> Tensor {
-        self.map_t(PAR_THRESHOLD_HEAVY, gelu)
+        self.map_t(PAR_THRESHOLD_STRIDED, gelu)
     }
 
     /// The derivative of [`gelu`](Tensor::gelu) (tanh approximation) at each
     /// element, for its gradient rule: with `u = √(2/π) (x + 0.044715 x³)`,
     /// `0.5 (1 + tanh u) + 0.5 x (1 − tanh² u) √(2/π) (1 + 3·0.044715 x²)`.
     pub fn gelu_derivative(&self) -> Tensor {
-        self.map_t(PAR_THRESHOLD_HEAVY, gelu_derivative)
+        self.map_t(PAR_THRESHOLD_STRIDED, gelu_derivative)
     }
 
     /// The sine element-wise.
