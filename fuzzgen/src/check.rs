@@ -1,0 +1,437 @@
+//! Checks generated programs against central finite differences.
+//!
+//! For every program, at several random points, with a cotangent `ct` (`1` for
+//! scalar outputs, uniform in `[-1, 1]` per output element otherwise):
+//!
+//! * the value `_adjoint` (and `_grad`) returns is bit-identical to the primal;
+//! * `_grad` is bit-identical to `_adjoint(.., 1.0)`;
+//! * the gradient has one entry per active input and no NaN;
+//! * for every active input `x_j`, the gradient of `phi = ct . f` agrees with a
+//!   central difference of `phi`.
+//!
+//! The finite difference is taken with steps `h` and `h / 2`
+//! (`h = 1e-5 max(1, |x_j|)`) and extrapolated (Richardson). When the two
+//! differ by more than `1e-3` relative (plus the roundoff estimate
+//! `1e3 eps max|phi| / h`), the point is near a kink or a branch boundary, or
+//! the difference is ill-conditioned: that coordinate is **skipped and
+//! counted**, never compared with a looser tolerance. Otherwise the gradient
+//! must agree within `8 |d_h - d_h/2| + 1e-6 |g| + roundoff`: the tolerance is
+//! the measured error of the finite difference itself.
+
+use crate::{Case, Program, Rng};
+use std::fmt::Write as _;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Seed salt for sample points.
+pub const POINT_SALT: u64 = 0x00C0_FFEE;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Sample points per program.
+    pub points: usize,
+    /// Only these program indices (all when `None`).
+    pub only: Option<Vec<usize>>,
+    /// A program that runs longer than this is reported as hanging.
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// From `TAPELESS_FUZZ_POINTS` and `TAPELESS_FUZZ_ONLY`.
+    pub fn from_env() -> Config {
+        let points = std::env::var("TAPELESS_FUZZ_POINTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4);
+        let only = std::env::var("TAPELESS_FUZZ_ONLY").ok().map(|s| {
+            s.split(',')
+                .filter_map(|t| t.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        });
+        Config {
+            points,
+            only,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One failed check.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// Program index in the batch.
+    pub index: usize,
+    /// Program name.
+    pub name: &'static str,
+    /// Its source.
+    pub source: &'static str,
+    /// What went wrong, with the point.
+    pub what: String,
+}
+
+/// Counts over a run.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Programs checked.
+    pub programs: usize,
+    /// Sample points evaluated.
+    pub points: usize,
+    /// Gradient entries compared with finite differences.
+    pub checked: usize,
+    /// Gradient entries skipped: the finite difference was unstable there.
+    pub skipped: usize,
+    /// Programs none of whose entries could be compared.
+    pub unchecked_programs: usize,
+    /// Programs with a non-scalar output (checked through `_adjoint`).
+    pub adjoint_programs: usize,
+    /// Failed checks.
+    pub failures: Vec<Failure>,
+}
+
+#[derive(Default)]
+struct ProgramReport {
+    points: usize,
+    checked: usize,
+    skipped: usize,
+    failures: Vec<String>,
+}
+
+fn same(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+fn same_all(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(*x, *y))
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The outcome of comparing one gradient entry with finite differences.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Pass,
+    /// The finite difference is unstable here (kink, jump, ill-conditioning).
+    Skip,
+    Fail(String),
+}
+
+/// Compares `g`, the derivative of `phi` in coordinate `j` at `v`, with
+/// central differences (see the module docs). `phi` returns `None` where its
+/// output changes shape (a branch boundary): skipped.
+fn fd_check(
+    phi: &dyn Fn(&[f64]) -> Option<f64>,
+    v: &[f64],
+    j: usize,
+    g: f64,
+    phi0: f64,
+) -> Verdict {
+    let x = v[j];
+    let h = 1e-5 * x.abs().max(1.0);
+    let mut w = v.to_vec();
+    let mut at = |t: f64| {
+        w[j] = x + t;
+        phi(&w)
+    };
+    let (Some(fp1), Some(fm1), Some(fp2), Some(fm2)) = (at(h), at(-h), at(h / 2.0), at(-h / 2.0))
+    else {
+        return Verdict::Skip;
+    };
+    let d1 = (fp1 - fm1) / (2.0 * h);
+    let d2 = (fp2 - fm2) / h;
+    let rich = (4.0 * d2 - d1) / 3.0;
+    let big = [phi0, fp1, fm1, fp2, fm2]
+        .iter()
+        .fold(1.0f64, |m, f| m.max(f.abs()));
+    let noise = 1e3 * f64::EPSILON * big / h;
+    let spread = (d1 - d2).abs();
+    if !spread.is_finite() || spread > 1e-3 * d1.abs().max(d2.abs()) + noise {
+        return Verdict::Skip;
+    }
+    let tol = 8.0 * spread + 1e-6 * g.abs().max(rich.abs()) + noise;
+    let err = (g - rich).abs();
+    if err.is_nan() || err > tol {
+        Verdict::Fail(format!(
+            "d/dv[{j}]: gradient {g:e}, finite differences {rich:e} (h: {d1:e}, h/2: {d2:e}); |diff| {err:e} > tol {tol:e}"
+        ))
+    } else {
+        Verdict::Pass
+    }
+}
+
+fn check_program(p: &Program, seed: u64, points: usize) -> ProgramReport {
+    let mut r = ProgramReport::default();
+    for k in 0..points {
+        let mut rng = Rng::stream(seed, POINT_SALT, (p.index * 1000 + k) as u64);
+        let case = Case::draw(p.params, &mut rng);
+        r.points += 1;
+        let fail = |r: &mut ProgramReport, msg: String| {
+            r.failures
+                .push(format!("point {k}: {msg}\n    inputs: {case:?}"));
+        };
+        let out = (p.call)(&case);
+        if !out.iter().all(|x| x.is_finite()) {
+            fail(
+                &mut r,
+                format!("generator bug: non-finite primal output {out:?}"),
+            );
+            continue;
+        }
+        let ct: Vec<f64> = if p.grad.is_some() {
+            vec![1.0]
+        } else {
+            (0..out.len()).map(|_| rng.uniform(-1.0, 1.0)).collect()
+        };
+        let (out_a, g) = (p.adjoint)(&case, &ct);
+        if !same_all(&out_a, &out) {
+            fail(
+                &mut r,
+                format!("_adjoint value {out_a:?} differs from the primal {out:?}"),
+            );
+        }
+        if let Some(grad) = p.grad {
+            let (v, g2) = grad(&case);
+            if !same(v, out[0]) {
+                fail(
+                    &mut r,
+                    format!("_grad value {v:e} differs from the primal {:e}", out[0]),
+                );
+            }
+            if !same_all(&g2, &g) {
+                fail(
+                    &mut r,
+                    format!("_grad {g2:?} differs from _adjoint(.., 1.0) {g:?}"),
+                );
+            }
+        }
+        if g.len() != case.v.len() {
+            fail(
+                &mut r,
+                format!(
+                    "gradient has {} entries for {} active inputs: {g:?}",
+                    g.len(),
+                    case.v.len()
+                ),
+            );
+            continue;
+        }
+        if g.iter().any(|x| x.is_nan()) {
+            fail(&mut r, format!("NaN in the gradient {g:?}"));
+            continue;
+        }
+        // phi(v) = ct . f(v); None when the output length changes (a branch boundary)
+        let phi = |v: &[f64]| -> Option<f64> {
+            let mut c = case.clone();
+            c.v.copy_from_slice(v);
+            let o = (p.call)(&c);
+            (o.len() == ct.len()).then(|| dot(&ct, &o))
+        };
+        let phi0 = dot(&ct, &out);
+        for j in 0..case.v.len() {
+            match fd_check(&phi, &case.v, j, g[j], phi0) {
+                Verdict::Pass => r.checked += 1,
+                Verdict::Skip => r.skipped += 1,
+                Verdict::Fail(msg) => fail(&mut r, format!("{msg}; cotangent {ct:?}")),
+            }
+        }
+    }
+    r
+}
+
+fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = e.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = e.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".into()
+    }
+}
+
+/// Checks `programs` (of the batch with seed `seed`).
+///
+/// # Panics
+///
+/// When a program runs longer than `cfg.timeout` (a hang: the thread running
+/// it cannot be stopped), after printing what was found so far.
+pub fn run(seed: u64, programs: &'static [Program], cfg: &Config) -> Report {
+    let mut rep = Report::default();
+    for p in programs {
+        if let Some(only) = &cfg.only {
+            if !only.contains(&p.index) {
+                continue;
+            }
+        }
+        rep.programs += 1;
+        if p.grad.is_none() {
+            rep.adjoint_programs += 1;
+        }
+        let (tx, rx) = mpsc::channel();
+        let points = cfg.points;
+        let prog = *p;
+        std::thread::spawn(move || {
+            let res = std::panic::catch_unwind(|| check_program(&prog, seed, points));
+            let _ = tx.send(res.map_err(|e| panic_message(&*e)));
+        });
+        match rx.recv_timeout(cfg.timeout) {
+            Ok(Ok(pr)) => {
+                rep.points += pr.points;
+                rep.checked += pr.checked;
+                rep.skipped += pr.skipped;
+                if pr.checked == 0 && pr.failures.is_empty() {
+                    rep.unchecked_programs += 1;
+                }
+                for what in pr.failures {
+                    rep.failures.push(Failure {
+                        index: p.index,
+                        name: p.name,
+                        source: p.source,
+                        what,
+                    });
+                }
+            }
+            Ok(Err(msg)) => rep.failures.push(Failure {
+                index: p.index,
+                name: p.name,
+                source: p.source,
+                what: format!("panicked: {msg}"),
+            }),
+            Err(_) => {
+                rep.failures.push(Failure {
+                    index: p.index,
+                    name: p.name,
+                    source: p.source,
+                    what: format!("did not finish within {:?} (hang?)", cfg.timeout),
+                });
+                eprintln!("{}", rep.describe(seed));
+                panic!("program {} hangs; stopping", p.index);
+            }
+        }
+    }
+    rep
+}
+
+impl Report {
+    /// A summary, then every failure with its program's source and how to replay it.
+    pub fn describe(&self, seed: u64) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "fuzzgen seed {seed}: {} programs ({} through _adjoint with a random cotangent), {} points; {} gradient entries checked against finite differences, {} skipped (finite difference unstable: kink, branch boundary or ill-conditioned), {} programs with no entry checked; {} failures",
+            self.programs,
+            self.adjoint_programs,
+            self.points,
+            self.checked,
+            self.skipped,
+            self.unchecked_programs,
+            self.failures.len()
+        );
+        let mut last = usize::MAX;
+        for f in &self.failures {
+            if f.index != last {
+                let _ = writeln!(
+                    s,
+                    "\n==== FAIL seed {seed}, program {} (`{}`)\n---- replay: TAPELESS_FUZZ_SEED={seed} TAPELESS_FUZZ_N={} TAPELESS_FUZZ_ONLY={} cargo test -p fuzzgen -- --nocapture\n---- source (also: cargo run -p fuzzgen -- {seed} {}):\n{}",
+                    f.index, f.name, f.index + 1, f.index, f.index, f.source
+                );
+                last = f.index;
+            }
+            let _ = writeln!(s, "  - {}", f.what);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ParamKind;
+
+    // f(a, b) = a^2 b, hand-written: a correct adjoint and a wrong one
+    fn call(c: &Case) -> Vec<f64> {
+        vec![c.v[0] * c.v[0] * c.v[1]]
+    }
+    fn adj(c: &Case, ct: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (a, b) = (c.v[0], c.v[1]);
+        (call(c), vec![ct[0] * 2.0 * a * b, ct[0] * a * a])
+    }
+    fn adj_wrong(c: &Case, ct: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (a, b) = (c.v[0], c.v[1]);
+        (call(c), vec![ct[0] * 2.0 * a * b * 1.001, ct[0] * a * a])
+    }
+    fn grd(c: &Case) -> (f64, Vec<f64>) {
+        let (v, g) = adj(c, &[1.0]);
+        (v[0], g)
+    }
+    fn grd_wrong(c: &Case) -> (f64, Vec<f64>) {
+        let (v, g) = adj_wrong(c, &[1.0]);
+        (v[0], g)
+    }
+
+    const PARAMS: &[ParamKind] = &[ParamKind::Scalar, ParamKind::Scalar];
+
+    fn prog(adjoint: crate::AdjointFn, grad: crate::GradFn) -> Program {
+        Program {
+            index: 0,
+            name: "t",
+            source: "",
+            params: PARAMS,
+            call,
+            adjoint,
+            grad: Some(grad),
+        }
+    }
+
+    #[test]
+    fn correct_gradients_pass() {
+        let r = check_program(&prog(adj, grd), 7, 20);
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        assert_eq!(r.checked + r.skipped, 40);
+        assert!(r.checked >= 38, "{} checked", r.checked);
+    }
+
+    #[test]
+    fn a_relative_error_of_1e_minus_3_fails() {
+        let r = check_program(&prog(adj_wrong, grd_wrong), 7, 20);
+        assert!(r.failures.len() >= 18, "{:?}", r.failures);
+        assert!(r.failures[0].contains("d/dv[0]"), "{}", r.failures[0]);
+    }
+
+    #[test]
+    fn grad_must_equal_adjoint_with_seed_one() {
+        let r = check_program(&prog(adj, grd_wrong), 7, 3);
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.contains("differs from _adjoint")),
+            "{:?}",
+            r.failures
+        );
+    }
+
+    #[test]
+    fn kinks_and_jumps_are_skipped_not_failed() {
+        let abs = |v: &[f64]| Some((v[0] - 0.3).abs());
+        // within h of the kink: the two steps disagree, skipped whatever the gradient
+        for x in [0.3 + 2e-6, 0.3 - 7e-6, 0.3 + 1e-7] {
+            for g in [1.0, -1.0, 0.0] {
+                assert_eq!(fd_check(&abs, &[x], 0, g, 0.0), Verdict::Skip, "{x}");
+            }
+        }
+        // away from it: checked
+        assert_eq!(fd_check(&abs, &[0.31], 0, 1.0, 0.0), Verdict::Pass);
+        assert!(matches!(
+            fd_check(&abs, &[0.31], 0, -1.0, 0.0),
+            Verdict::Fail(_)
+        ));
+        let step = |v: &[f64]| Some(if v[0] > 1.0 { 2.0 } else { 0.0 } + v[0]);
+        assert_eq!(fd_check(&step, &[1.0 - 3e-6], 0, 1.0, 0.0), Verdict::Skip);
+        assert_eq!(fd_check(&step, &[1.0 + 8e-6], 0, 1.0, 0.0), Verdict::Skip);
+        assert_eq!(fd_check(&step, &[1.1], 0, 1.0, 0.0), Verdict::Pass);
+        // a change of output shape: skipped
+        let shape = |v: &[f64]| (v[0] < 0.5).then_some(v[0]);
+        assert_eq!(fd_check(&shape, &[0.5 - 1e-6], 0, 1.0, 0.0), Verdict::Skip);
+    }
+}
