@@ -158,6 +158,30 @@ fn views_do_not_copy_and_read_correctly() {
 }
 
 #[test]
+fn large_transposes_copy_in_tiles() {
+    let mut rng = Rng(41);
+    for (shape, perm) in [
+        (&[70, 45][..], &[1, 0][..]),
+        (&[3, 40, 33], &[0, 2, 1]),
+        (&[2, 33, 3, 40], &[0, 3, 2, 1]),
+    ] {
+        let x = rng.tensor(shape);
+        let p = x.permute(perm);
+        let c = p.contiguous();
+        assert!(c.is_contiguous());
+        for idx in indices(p.shape()) {
+            assert_eq!(c.get(&idx), p.get(&idx));
+        }
+        // A narrowed transpose: offsets and partial tiles.
+        let n = p.narrow(p.rank() - 1, 1, p.shape()[p.rank() - 1] - 1);
+        let nc = n.contiguous();
+        for idx in indices(n.shape()) {
+            assert_eq!(nc.get(&idx), n.get(&idx));
+        }
+    }
+}
+
+#[test]
 #[should_panic(expected = "permute: [0, 0] is not a permutation")]
 fn permute_rejects_non_permutations() {
     Tensor::zeros(&[2, 2]).permute(&[0, 0]);
