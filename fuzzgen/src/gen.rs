@@ -162,6 +162,43 @@ fn ann(code: &str) -> &'static str {
     }
 }
 
+/// Whether `code` is one index read `name[..]`.
+fn is_index_read(code: &str) -> bool {
+    let Some(open) = code.find('[') else {
+        return false;
+    };
+    if open == 0
+        || !code[..open]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return false;
+    }
+    let mut depth = 0;
+    for (i, c) in code.char_indices().skip(open) {
+        match c {
+            '[' => depth += 1,
+            ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i == code.len() - 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `(*name)`: a dereferenced loop variable.
+fn deref_name(code: &str) -> Option<&str> {
+    let inner = code.strip_prefix("(*")?.strip_suffix(')')?;
+    inner
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        .then_some(inner)
+}
+
 /// The identifiers in `code`.
 fn idents(code: &str) -> impl Iterator<Item = &str> {
     code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -482,6 +519,10 @@ impl<'r> Gen<'r> {
 
     /// `a.m()` or `f64::m(a)`.
     fn m1(&mut self, a: &E, m: &str) -> String {
+        if let (false, Some(v)) = (self.hunt, deref_name(&a.code)) {
+            // wip/fuzz-bugs/07: `(*e).sin()` does not compile; `e.sin()` does
+            return format!("{v}.{m}()");
+        }
         if typed(&a.code) && self.rng.chance(0.85) {
             format!("{}.{m}()", a.code)
         } else {
@@ -491,6 +532,9 @@ impl<'r> Gen<'r> {
 
     /// `a.m(args)` or `f64::m(a, args)`.
     fn m2(&mut self, a: &E, m: &str, args: &str) -> String {
+        if let (false, Some(v)) = (self.hunt, deref_name(&a.code)) {
+            return format!("{v}.{m}({args})");
+        }
         if typed(&a.code) && self.rng.chance(0.85) {
             format!("{}.{m}({args})", a.code)
         } else {
@@ -1036,7 +1080,9 @@ impl<'r> Gen<'r> {
                         args.push("&[0.5, -1.0, 1.5]".to_string());
                     } else {
                         let a = self.rng.pick(&cands).clone();
-                        if a.local {
+                        if a.local || (!self.hunt && a.name == "vs") {
+                            // wip/fuzz-bugs/08: a `&Vec<f64>` parameter passed as
+                            // `vs` to a `&[f64]` parameter does not compile
                             args.push(format!("&{}", a.name));
                         } else {
                             args.push(a.name.clone());
@@ -1271,7 +1317,14 @@ impl<'r> Gen<'r> {
                 let r = self.out_value();
                 self.line(format!("if {c} {{"));
                 self.indent += 1;
-                self.line(format!("return {r};"));
+                if !self.hunt && is_index_read(&r) {
+                    // wip/fuzz-bugs/06: `return xs[k]` in a branch does not compile
+                    let v = self.name("r");
+                    self.line(format!("let {v} = {r};"));
+                    self.line(format!("return {v};"));
+                } else {
+                    self.line(format!("return {r};"));
+                }
                 self.indent -= 1;
                 self.line("}");
             }
@@ -1792,7 +1845,7 @@ impl<'r> Gen<'r> {
         }
         self.ints.push(IntV {
             name: c.clone(),
-            max: k + 1,
+            max: k + 2,
         });
         self.loop_body(k, label, depth);
         self.restore(m);
@@ -1800,7 +1853,7 @@ impl<'r> Gen<'r> {
         // the counter stays readable after the loop
         self.ints.push(IntV {
             name: c,
-            max: k + 1,
+            max: k + 2,
         });
     }
 
@@ -1992,6 +2045,9 @@ pub const KNOWN_BUGS: &[&str] = &[
     "a shadowing `let` whose value is an `if` reading the shadowed name (01)",
     "an index write with a computed index `w[i % 3] = ..` (02): the index is bound to a `let` first",
     "a tuple `let` with an inactive element (03): written as two `let`s",
+    "`return xs[k]` in a branch (06): written `let r = xs[k]; return r;`",
+    "a method on a dereferenced loop variable `(*e).sin()` (07): written `e.sin()`",
+    "a `&Vec<f64>` parameter passed on to a `&[f64]` parameter (08): passed as `&vs`",
 ];
 
 /// Seed salt for program streams.
