@@ -235,8 +235,8 @@ fn check_program(p: &Program, seed: u64, points: usize) -> ProgramReport {
             let o = (p.call)(&c);
             (o.len() == ct.len()).then(|| dot(&ct, &o))
         };
-        for j in 0..case.v.len() {
-            match fd_check(&phi, &case.v, j, g[j]) {
+        for (j, &gj) in g.iter().enumerate() {
+            match fd_check(&phi, &case.v, j, gj) {
                 Verdict::Pass => r.checked += 1,
                 Verdict::Skip => r.skipped += 1,
                 Verdict::Fail(msg) => fail(&mut r, format!("{msg}; cotangent {ct:?}")),
