@@ -428,3 +428,54 @@ fn owned_parameter() {
     // The maximum is x[2], the minimum x[1], and the mean adds 1/4 to each.
     assert_eq!(g.to_vec(), vec![0.25, 1.25, 1.25, 0.25]);
 }
+
+/// A loop whose local tensor feeds the loss only on some iterations: on the
+/// others its cotangent stays zero (possibly the shapeless zero), and the
+/// rules below it must hand on a zero.
+#[differentiable]
+fn masked(w: &Tensor, #[no_grad] xs: &[Tensor], mask: &[bool]) -> f32 {
+    let mut total = 0.0;
+    for i in 0..xs.len() {
+        let z = xs[i].matmul(w).tanh();
+        let p = z.softmax(1);
+        if mask[i] {
+            total += p.max() + z.sum_axis(1, false).sum();
+        }
+    }
+    total
+}
+
+#[test]
+fn loop_with_unused_iterations() {
+    let mut rng = Rng::seed_from(13);
+    let w = rand(&mut rng, &[3, 4], 0.8);
+    let xs: Vec<Tensor> = (0..4).map(|_| rand(&mut rng, &[2, 3], 1.0)).collect();
+    let mask = [true, false, false, true];
+    let (v, g) = masked_grad(&w, &xs, &mask);
+    assert_eq!(v, masked(&w, &xs, &mask));
+    check("w", &w, &g, &|p| masked(p, &xs, &mask));
+    let (_, g) = masked_grad(&w, &xs, &[false; 4]);
+    assert!(g.to_vec().iter().all(|&v| v == 0.0));
+}
+
+/// The remaining element-wise and indexing rules through the macro:
+/// `select_rows`, `maximum`, `minimum`, `ln`, `cos`, `recip`, `min`, `exp`.
+#[differentiable]
+fn more_ops(a: &Tensor, b: &Tensor, #[no_grad] rows: &[usize]) -> f32 {
+    let s = a.select_rows(rows);
+    let m = s.maximum(b).minimum(&b.exp());
+    let l = (&m.square() + 0.5).recip().ln();
+    l.cos().sum() + s.min() * 0.5
+}
+
+#[test]
+fn remaining_ops() {
+    let mut rng = Rng::seed_from(14);
+    let a = rand(&mut rng, &[4, 3], 1.0);
+    let b = rand(&mut rng, &[3], 1.0);
+    let rows = [2, 0, 2];
+    let (v, (ga, gb)) = more_ops_grad(&a, &b, &rows);
+    assert_eq!(v, more_ops(&a, &b, &rows));
+    check("a", &a, &ga, &|p| more_ops(p, &b, &rows));
+    check("b", &b, &gb, &|p| more_ops(&a, p, &rows));
+}

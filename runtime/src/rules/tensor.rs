@@ -725,14 +725,17 @@ fn softmax_backward(y: &Tensor, axis: usize, d: &Tensor, log: bool) -> Tensor {
     let dd = d.data();
     // The output buffer: e^y for log-softmax (vectorised exp, then updated in
     // place), zeros for softmax (y is read from the saved output).
-    let (mut out, yd) = if log {
-        (y.exp().to_vec(), Cow::Borrowed(&[][..]))
+    let (mut result, yd) = if log {
+        (y.exp(), Cow::Borrowed(&[][..]))
     } else {
-        (vec![0.0f32; y.numel()], y.data())
+        (Tensor::zeros(y.shape()), y.data())
     };
     if block == 0 {
-        return Tensor::contiguous_from(out, y.shape().to_vec());
+        return result;
     }
+    let Some(out) = result.unique_slice_mut() else {
+        unreachable!("a kernel's fresh output is contiguous and unshared")
+    };
     let one = |o: usize, dst: &mut [f32]| {
         let dblk = &dd[o * block..(o + 1) * block];
         if log {
@@ -790,7 +793,7 @@ fn softmax_backward(y: &Tensor, axis: usize, d: &Tensor, log: bool) -> Tensor {
             .enumerate()
             .for_each(|(o, dst)| one(o, dst));
     }
-    Tensor::contiguous_from(out, y.shape().to_vec())
+    result
 }
 
 impl Softmax for Tensor {
