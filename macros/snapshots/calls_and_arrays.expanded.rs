@@ -44,8 +44,8 @@ pub fn features_adjoint(
     let __s3 = __rt::shape_of(__rt::prim(&__t0));
     out[2] += __t0;
     let mut __seed = d_out;
-    let mut __d_x = __rt::zero_like(&x);
-    let mut __d_y = __rt::zero_like(&y);
+    let mut __d_x = __rt::zero_of(&x);
+    let mut __d_y = __rt::zero_of(&y);
     let __w2 = __rt::unslot(&mut __w2);
     let mut __d_out = __rt::zero_for(__w2);
     let mut __dt0 = __rt::zero();
@@ -82,9 +82,9 @@ pub fn features_adjoint(
         __rt::rules::MulOp::d_rhs(__rt::prim(&x), &__rt::shape_of(__rt::prim(&y)), &__g3),
     );
     let __g4 = __rt::take(&mut (*__rt::elem_mut(&mut __d_out, 0)));
-    let (_, __g5) = helper_pullback(__rt::save(&x), 2, __g4);
+    let (_, __g5) = helper_pullback(x, 2, __g4);
     __rt::acc_from(&mut __d_x, __g5.0);
-    (out, (__d_x, __d_y))
+    (out, (__rt::complete(&x, __d_x), __rt::complete(&y, __d_y)))
 }
 /// The adjoint with one gradient slot per parameter (`NoGrad` for
 /// parameters that are not differentiated): what generated code calls.

@@ -101,6 +101,14 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     let zip_mut = params_calls(
         &|m| quote!(#p::params::Parameters::zip_mut(&mut self.#m, &__grad.#m, __name, __f)),
     );
+    let complete = fields.iter().map(|(m, ng, f)| {
+        if *ng {
+            quote_spanned!(f.span()=> #m: ::core::clone::Clone::clone(&self.#m))
+        } else {
+            quote_spanned!(f.span()=> #m: #p::Differentiable::complete_tangent(&self.#m, t.#m))
+        }
+    });
+    let cpl = build(complete.collect());
     let zl = build(zero_like.collect());
     let z = build(zero.collect());
     Ok(quote! {
@@ -109,6 +117,9 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             type Tangent = Self;
             fn zero_tangent(&self) -> Self {
                 #zl
+            }
+            fn complete_tangent(&self, t: Self) -> Self {
+                #cpl
             }
         }
 

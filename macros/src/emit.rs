@@ -20,10 +20,11 @@ pub fn emit_place_read(vars: &[Var], p: &Place) -> TokenStream {
             }
         };
     }
+    // Parenthesised: `(*e).sin()` must not become `*e.sin()`.
     for w in &p.wrap {
         t = match w {
-            Wrap::Ref => quote!(&#t),
-            Wrap::Deref => quote!(*#t),
+            Wrap::Ref => quote!((&#t)),
+            Wrap::Deref => quote!((*#t)),
         };
     }
     t

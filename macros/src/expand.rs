@@ -88,7 +88,16 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
             tail.unwrap_or_else(|| quote!(::core::unreachable!())),
         )
     };
-    let grads: Vec<Ident> = sig.active().map(|p| g.adj_of_param(&p.name)).collect();
+    // Parameter gradients were accumulated from shapeless zeros; hand them
+    // out with the parameters' full shapes.
+    let grads: Vec<TokenStream> = sig
+        .active()
+        .map(|p| {
+            let d = g.adj_of_param(&p.name);
+            let name = &p.name;
+            quote!(__rt::complete(&#name, #d))
+        })
+        .collect();
     let grads = if grads.len() == 1 {
         let g = &grads[0];
         quote!(#g)
@@ -121,7 +130,14 @@ fn items(func: &ItemFn, sig: &Signature, adjoint_body: TokenStream) -> TokenStre
     let name = &func.sig.ident;
     let generics = &func.sig.generics;
     let where_clause = &func.sig.generics.where_clause;
-    let inputs = &func.sig.inputs;
+    // Without a trailing comma, so `d_out` can follow (`fn f(x: f64, y: f64,)`).
+    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
+        func.sig.inputs.iter().cloned().collect();
+    let sep = if inputs.is_empty() {
+        quote!()
+    } else {
+        quote!(,)
+    };
     let ret = &sig.ret;
     let grad_ty = sig.grad_type();
     let dout_ty = parse::tangent_of(ret);
@@ -173,7 +189,7 @@ fn items(func: &ItemFn, sig: &Signature, adjoint_body: TokenStream) -> TokenStre
 
         #[doc = #adjoint_doc]
         #allows
-        #vis fn #adjoint #generics (#inputs, #d_out: #dout_ty) -> (#ret, #grad_ty) #where_clause {
+        #vis fn #adjoint #generics (#inputs #sep #d_out: #dout_ty) -> (#ret, #grad_ty) #where_clause {
             #adjoint_body
         }
 
@@ -184,7 +200,7 @@ fn items(func: &ItemFn, sig: &Signature, adjoint_body: TokenStream) -> TokenStre
         #[doc(hidden)]
         #[inline]
         #allows
-        #vis fn #pullback #generics (#inputs, #d_out: #dout_ty) -> (#ret, (#(#slot_tys,)*)) #where_clause {
+        #vis fn #pullback #generics (#inputs #sep #d_out: #dout_ty) -> (#ret, (#(#slot_tys,)*)) #where_clause {
             let (__v, __g) = #adjoint_path(#(#args,)* #d_out);
             (__v, (#(#spread,)*))
         }
@@ -275,6 +291,11 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
     let n_inputs = func.sig.inputs.len();
     let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
         func.sig.inputs.iter().take(n_inputs - 1).cloned().collect();
+    let sep = if inputs.is_empty() {
+        quote!()
+    } else {
+        quote!(,)
+    };
     let args: Vec<&Ident> = sig.params.iter().map(|p| &p.name).collect();
     let d_ty = &d_param.ty;
     let n_active = sig.active().count();
@@ -309,7 +330,7 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
         #[doc(hidden)]
         #[inline]
         #allows
-        #vis fn #pullback(#inputs, d_out: #d_ty) -> (#value_ty, (#(#slot_tys,)*)) {
+        #vis fn #pullback(#inputs #sep d_out: #d_ty) -> (#value_ty, (#(#slot_tys,)*)) {
             let (__v, __g) = #user_path(#(#args,)* d_out);
             (__v, (#(#spread,)*))
         }

@@ -96,7 +96,10 @@ pub fn lower(func: &syn::ItemFn, sig: &Signature, cx: &Ctxt) -> Body {
     let mut stmts = Vec::new();
     let tail = l.block_inline(&func.block, &mut stmts, true);
     match tail {
-        Some(Tail::Value(a)) => stmts.push(Stmt::Tail(a)),
+        Some(Tail::Value(a)) => {
+            let a = l.bare(a, &mut stmts);
+            stmts.push(Stmt::Tail(a))
+        }
         Some(Tail::Diverges) => {}
         // No tail: rustc reports the missing value on the original function.
         None => {}
@@ -344,6 +347,15 @@ impl<'a> Lower<'a> {
             .init
             .as_ref()
             .map(|init| self.rhs_for_let(&init.expr, out));
+        // `let a = if a < 1.0 { .. } else { .. }`: the branches are lowered
+        // after the binding, but must still read the shadowed `a`.
+        let shadowed = match (pat, &value) {
+            (syn::Pat::Ident(pi), Some(LetValue::Deferred(_))) => {
+                let name = pi.ident.to_string();
+                Some((name.clone(), self.lookup(&name)))
+            }
+            _ => None,
+        };
         let Some(ir_pat) = self.pattern(pat) else {
             return;
         };
@@ -381,7 +393,17 @@ impl<'a> Lower<'a> {
                     value: None,
                     span,
                 });
+                if let Some((name, prev)) = &shadowed {
+                    let scope = self.scopes.last_mut().unwrap();
+                    match prev {
+                        Some(p) => scope.insert(name.clone(), *p),
+                        None => scope.remove(name),
+                    };
+                }
                 self.fill_deferred(v, branches, out);
+                if let Some((name, _)) = shadowed {
+                    self.scopes.last_mut().unwrap().insert(name, v);
+                }
             }
             None => {
                 let id = self.stmt_id();
@@ -424,7 +446,7 @@ impl<'a> Lower<'a> {
     fn stmt_expr(&mut self, e: &syn::Expr, out: &mut Vec<Stmt>) {
         match e {
             syn::Expr::Assign(a) => {
-                let Some(place) = self.assign_target(&a.left) else {
+                let Some(place) = self.assign_target(&a.left, out) else {
                     return;
                 };
                 let value = self.rhs(&a.right, out);
@@ -441,7 +463,7 @@ impl<'a> Lower<'a> {
             syn::Expr::Binary(b) if compound_op(&b.op).is_some() => {
                 let op = compound_op(&b.op).unwrap();
                 let rhs = self.atom(&b.right, out);
-                let Some(place) = self.assign_target(&b.left) else {
+                let Some(place) = self.assign_target(&b.left, out) else {
                     return;
                 };
                 self.vars[place.root].reassigned = true;
@@ -459,7 +481,7 @@ impl<'a> Lower<'a> {
             syn::Expr::Binary(b) if is_other_compound(&b.op) => {
                 // `n |= 1`, `k %= m`: integer code, `place = place op rhs`
                 // with no derivative (an error if it touches active values).
-                let Some(place) = self.assign_target(&b.left) else {
+                let Some(place) = self.assign_target(&b.left, out) else {
                     return;
                 };
                 self.vars[place.root].reassigned = true;
@@ -495,7 +517,10 @@ impl<'a> Lower<'a> {
             }
             syn::Expr::Return(r) => {
                 let atom = match &r.expr {
-                    Some(v) => self.atom(v, out),
+                    Some(v) => {
+                        let a = self.atom(v, out);
+                        self.bare(a, out)
+                    }
                     None => {
                         self.cx
                             .error_spanned(r, "`return` needs the function's value");
@@ -581,8 +606,8 @@ impl<'a> Lower<'a> {
         }
     }
 
-    fn assign_target(&mut self, e: &syn::Expr) -> Option<Place> {
-        match self.place(e, &mut Vec::new(), true) {
+    fn assign_target(&mut self, e: &syn::Expr, out: &mut Vec<Stmt>) -> Option<Place> {
+        match self.place(e, out, true) {
             Some(p) if p.wrap.is_empty() => {
                 if self.vars[p.root].kind == VarKind::Param && p.root_is_receiver(self) {
                     self.cx.error_spanned(e, "fields of `self` cannot be assigned in a differentiable method; build and return a new value instead");
@@ -1094,6 +1119,33 @@ impl<'a> Lower<'a> {
     }
 
     // ---------------------------------------------------------- expressions
+
+    /// The function's value as a plain variable (`return xs[k]` -> `let __t = xs[k]`),
+    /// so seeding its adjoint reads nothing.
+    fn bare(&mut self, a: Atom, out: &mut Vec<Stmt>) -> Atom {
+        match a {
+            Atom::Place(p) if !p.proj.is_empty() || !p.wrap.is_empty() => {
+                let span = p.span;
+                let t = self.temp();
+                let id = self.stmt_id();
+                out.push(Stmt::Let {
+                    id,
+                    pat: Pat::Var(t),
+                    mutable: false,
+                    ty: None,
+                    value: Some(Expr::Atom(Atom::Place(p))),
+                    span,
+                });
+                Atom::Place(Place {
+                    root: t,
+                    proj: Vec::new(),
+                    wrap: Vec::new(),
+                    span,
+                })
+            }
+            other => other,
+        }
+    }
 
     /// Lowers `e` to an atom, emitting the computation into `out`.
     fn atom(&mut self, e: &syn::Expr, out: &mut Vec<Stmt>) -> Atom {
@@ -1651,6 +1703,20 @@ impl VisitMut for Renamer<'_, '_> {
         }
         self.visit_expr_mut(&mut c.body);
         self.shadow.truncate(n);
+    }
+    fn visit_expr_cast_mut(&mut self, c: &mut syn::ExprCast) {
+        if is_inactive_type(&c.ty) {
+            // `(a * 1.7) as usize`: an integer, with no derivative.
+            let mut ignored = Vec::new();
+            Renamer {
+                l: self.l,
+                reads: &mut ignored,
+                shadow: self.shadow.clone(),
+            }
+            .visit_expr_mut(&mut c.expr);
+        } else {
+            self.visit_expr_mut(&mut c.expr);
+        }
     }
     fn visit_macro_mut(&mut self, m: &mut syn::Macro) {
         m.tokens = self.l.rename_tokens(m.tokens.clone(), self.reads);

@@ -231,7 +231,20 @@ impl<'b> Gen<'b> {
                 ReadKind::Shape => quote!(&#pv::shape_of(#pv::prim(&#bare))),
                 ReadKind::Plain => bare.clone(),
                 ReadKind::CallArg => match a {
-                    Atom::Place(p) if p.wrap.is_empty() => quote!(#pv::save(&#bare)),
+                    // A `Copy` parameter (`vs: &Vec<f64>`) as written, so deref
+                    // coercion to the callee's `&[f64]` still applies.
+                    Atom::Place(p)
+                        if p.wrap.is_empty()
+                            && p.proj.is_empty()
+                            && self.body.vars[p.root].copy =>
+                    {
+                        let mut name = self.body.vars[p.root].name.clone();
+                        name.set_span(p.span);
+                        quote!(#name)
+                    }
+                    Atom::Place(p) if p.wrap.is_empty() => {
+                        quote!({ let __a = #pv::save(&#bare); __a })
+                    }
                     _ => emit_atom(&self.body.vars, a),
                 },
             }
@@ -830,10 +843,10 @@ impl<'b> Gen<'b> {
                     }
                     let d = self.adj_name(v);
                     if self.in_scope[v] {
-                        // A zero shaped like the value (this also fixes the
+                        // A zero typed by the value (this also fixes the
                         // adjoint's type for arrays written by index).
                         let name = &self.body.vars[v].name;
-                        out.extend(quote!(let mut #d = #pv::zero_like(&#name);));
+                        out.extend(quote!(let mut #d = #pv::zero_of(&#name);));
                     } else if let Some((w, restore)) = self.witness.get(&v) {
                         // Out of scope: a zero of the type the saved witness names.
                         out.extend(quote!(#restore let mut #d = #pv::zero_for(#w);));
@@ -938,6 +951,29 @@ impl<'b> Gen<'b> {
                 ..
             } if self.an.has_rev.contains(id) => {
                 let restores = self.restores(*id);
+                if let (Pat::Tuple(ps), Expr::Tuple(xs)) = (pat, value) {
+                    // `let (a, b) = (x, y)`: element by element, so an unused
+                    // or constant element needs no tangent.
+                    if ps.len() == xs.len() {
+                        let mut code = restores;
+                        for (p, x) in ps.iter().zip(xs) {
+                            let Some(target) = self.active_place(x) else {
+                                continue;
+                            };
+                            let d = match p {
+                                Pat::Var(v) if self.an.active(*v) => {
+                                    let d = self.adj_name(*v);
+                                    quote!(#pv::take(&mut #d))
+                                }
+                                Pat::Tuple(_) => self.pat_tangent(p),
+                                _ => continue,
+                            };
+                            let adj = self.adj_mut(*id, region, target);
+                            code.extend(quote!(#pv::acc(#adj, #d);));
+                        }
+                        return code;
+                    }
+                }
                 let (d, bind) = match pat {
                     Pat::Var(v) => (self.adj_name(*v), quote!()),
                     _ => {
@@ -1062,7 +1098,7 @@ impl<'b> Gen<'b> {
             if v.kind == VarKind::Param && self.an.varied[i] {
                 let d = self.adj_name(i);
                 let name = &v.name;
-                out.extend(quote!(let mut #d = #pv::zero_like(&#name);));
+                out.extend(quote!(let mut #d = #pv::zero_of(&#name);));
             }
         }
         out

@@ -131,6 +131,19 @@ pub fn zero_like<T: Differentiable + ?Sized>(x: &T) -> T::Tangent {
     x.zero_tangent()
 }
 
+/// The shapeless zero gradient of `x`'s type: typed by `x`, shaped by nothing
+/// (no allocation; the first contribution is moved in).
+#[inline(always)]
+pub fn zero_of<T: Differentiable + ?Sized>(_: &T) -> T::Tangent {
+    T::Tangent::zero()
+}
+
+/// A parameter's gradient with the full shape of the parameter.
+#[inline(always)]
+pub fn complete<T: Differentiable + ?Sized>(x: &T, t: T::Tangent) -> T::Tangent {
+    x.complete_tangent(t)
+}
+
 /// `*dst += src`.
 #[inline(always)]
 pub fn acc<T: Tangent>(dst: &mut T, src: T) {
@@ -201,6 +214,18 @@ impl<T: Tangent> AccFrom<T> for T {
 impl<T: Tangent> AccFrom<NoGrad> for T {
     #[inline(always)]
     fn acc_from(&mut self, _: NoGrad) {}
+}
+
+/// An array passed where a slice is expected (`h(&arr)` with `h(xs: &[f64])`):
+/// the callee's `Vec` gradient adds element-wise (a shorter `Vec` stands for
+/// one padded with zeros).
+impl<T: Tangent, const N: usize> AccFrom<Vec<T>> for [T; N] {
+    #[inline]
+    fn acc_from(&mut self, g: Vec<T>) {
+        for (a, b) in self.iter_mut().zip(g) {
+            a.accumulate(b);
+        }
+    }
 }
 
 /// `*dst += g` for a callee's gradient slot.

@@ -26,6 +26,15 @@ pub trait Differentiable {
     type Tangent: Tangent;
     /// A zero gradient with the shape of `self` (a `Vec` of `self.len()` zeros, ...).
     fn zero_tangent(&self) -> Self::Tangent;
+
+    /// `t` with the full shape of `self`: shapeless zeros (an empty `Vec`, a
+    /// shapeless zero tensor) and shorter `Vec`s become explicit zeros. The
+    /// generated code accumulates gradients from shapeless zeros (no
+    /// allocation, no extra pass) and completes parameter gradients once, at
+    /// the end.
+    fn complete_tangent(&self, t: Self::Tangent) -> Self::Tangent {
+        t
+    }
 }
 
 /// A gradient type: a vector space with a zero that needs no shape.
@@ -107,6 +116,10 @@ impl<T: Differentiable + ?Sized> Differentiable for &T {
     fn zero_tangent(&self) -> T::Tangent {
         (**self).zero_tangent()
     }
+    #[inline(always)]
+    fn complete_tangent(&self, t: T::Tangent) -> T::Tangent {
+        (**self).complete_tangent(t)
+    }
 }
 
 impl<T: Differentiable + ?Sized> Differentiable for &mut T {
@@ -115,12 +128,25 @@ impl<T: Differentiable + ?Sized> Differentiable for &mut T {
     fn zero_tangent(&self) -> T::Tangent {
         (**self).zero_tangent()
     }
+    #[inline(always)]
+    fn complete_tangent(&self, t: T::Tangent) -> T::Tangent {
+        (**self).complete_tangent(t)
+    }
 }
 
 impl<T: Differentiable> Differentiable for [T] {
     type Tangent = Vec<T::Tangent>;
     fn zero_tangent(&self) -> Vec<T::Tangent> {
         self.iter().map(T::zero_tangent).collect()
+    }
+    fn complete_tangent(&self, t: Vec<T::Tangent>) -> Vec<T::Tangent> {
+        let mut t = t.into_iter();
+        self.iter()
+            .map(|x| match t.next() {
+                Some(e) => x.complete_tangent(e),
+                None => x.zero_tangent(),
+            })
+            .collect()
     }
 }
 
@@ -129,12 +155,22 @@ impl<T: Differentiable> Differentiable for Vec<T> {
     fn zero_tangent(&self) -> Vec<T::Tangent> {
         self.as_slice().zero_tangent()
     }
+    fn complete_tangent(&self, t: Vec<T::Tangent>) -> Vec<T::Tangent> {
+        self.as_slice().complete_tangent(t)
+    }
 }
 
 impl<T: Differentiable, const N: usize> Differentiable for [T; N] {
     type Tangent = [T::Tangent; N];
     fn zero_tangent(&self) -> [T::Tangent; N] {
         core::array::from_fn(|i| self[i].zero_tangent())
+    }
+    fn complete_tangent(&self, t: [T::Tangent; N]) -> [T::Tangent; N] {
+        let mut i = 0;
+        t.map(|e| {
+            i += 1;
+            self[i - 1].complete_tangent(e)
+        })
     }
 }
 
@@ -195,6 +231,10 @@ macro_rules! tuple_tangent {
             #[inline]
             fn zero_tangent(&self) -> Self::Tangent {
                 ($(self.$idx.zero_tangent(),)+)
+            }
+            #[inline]
+            fn complete_tangent(&self, t: Self::Tangent) -> Self::Tangent {
+                ($(self.$idx.complete_tangent(t.$idx),)+)
             }
         }
         impl<$($name: Tangent),+> Tangent for ($($name,)+) {

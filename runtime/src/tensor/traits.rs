@@ -12,6 +12,15 @@ impl Differentiable for Tensor {
     fn zero_tangent(&self) -> Tensor {
         Tensor::zeros(self.shape())
     }
+
+    /// The shapeless zero becomes zeros of this tensor's shape.
+    fn complete_tangent(&self, t: Tensor) -> Tensor {
+        if t.is_shapeless_zero() && self.numel() != 0 {
+            self.zero_tangent()
+        } else {
+            t
+        }
+    }
 }
 
 impl Tensor {
