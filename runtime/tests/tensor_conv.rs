@@ -102,7 +102,7 @@ fn conv2d_matches_direct_convolution() {
         let wt = rng.tensor(&[o, c, kh, kw]);
         let b = rng.tensor(&[o]);
         let bias = if case % 2 == 0 { Some(&b) } else { None };
-        let y = x.conv2d(&wt, bias, stride, pad);
+        let y = x.conv2d_bias(&wt, bias, stride, pad);
         let (want, shape) = naive_conv(&x, &wt, bias, stride, pad);
         assert_eq!(y.shape(), &shape, "case {case}");
         assert_close(&y.to_vec(), &want, 1e-5);
@@ -118,12 +118,12 @@ fn conv2d_on_views_and_larger_batches() {
     let x = rng.tensor(&[6, 10, 9, 3]).permute(&[0, 3, 1, 2]);
     let wt = rng.tensor(&[4, 3, 3, 3]);
     let (want, _) = naive_conv(&x, &wt, None, 1, 1);
-    assert_close(&x.conv2d(&wt, None, 1, 1).to_vec(), &want, 1e-5);
+    assert_close(&x.conv2d_bias(&wt, None, 1, 1).to_vec(), &want, 1e-5);
     // One GEMM large enough for matrixmultiply's own threads.
     let x = rng.tensor(&[2, 8, 20, 20]);
     let wt = rng.tensor(&[32, 8, 3, 3]);
     let (want, _) = naive_conv(&x, &wt, None, 1, 1);
-    assert_close(&x.conv2d(&wt, None, 1, 1).to_vec(), &want, 1e-5);
+    assert_close(&x.conv2d_bias(&wt, None, 1, 1).to_vec(), &want, 1e-5);
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn conv2d_backward_kernels_are_adjoints() {
         let w = k + rng.below(5);
         let x = rng.tensor(&[n, c, h, w]);
         let wt = rng.tensor(&[o, c, k, k]);
-        let y = x.conv2d(&wt, None, stride, pad);
+        let y = x.conv2d_bias(&wt, None, stride, pad);
         let d = rng.tensor(y.shape());
         // y is linear in x: <conv(v, w), d> = <v, conv_backward_input(d, w)>.
         let dx = conv2d_backward_input(&d, &wt, x.shape(), stride, pad);
@@ -308,11 +308,11 @@ fn conv_splits_large_batches_into_groups() {
     let x = rng.tensor(&[9, 16, 32, 32]);
     let wt = rng.tensor(&[4, 16, 3, 3]);
     let b = rng.tensor(&[4]);
-    let y = x.conv2d(&wt, Some(&b), 1, 1);
+    let y = x.conv2d_bias(&wt, Some(&b), 1, 1);
     let (want, _) = naive_conv(&x, &wt, Some(&b), 1, 1);
     assert_close(&y.to_vec(), &want, 1e-5);
     let d = rng.tensor(y.shape());
-    let lhs = dot(&x.conv2d(&wt, None, 1, 1), &d);
+    let lhs = dot(&x.conv2d_bias(&wt, None, 1, 1), &d);
     let dx = conv2d_backward_input(&d, &wt, x.shape(), 1, 1);
     assert!((lhs - dot(&x, &dx)).abs() < 1e-4 * (1.0 + lhs.abs()));
     let dw = conv2d_backward_weight(&x, &d, wt.shape(), 1, 1);
@@ -340,7 +340,7 @@ fn conv_backward_input_in_groups_is_the_adjoint() {
     let mut rng = Rng(99);
     let x = rng.tensor(&[60, 2, 32, 32]);
     let wt = rng.tensor(&[128, 2, 3, 3]);
-    let y = x.conv2d(&wt, None, 1, 1);
+    let y = x.conv2d_bias(&wt, None, 1, 1);
     let d = rng.tensor(y.shape());
     let lhs = dot(&y, &d);
     let dx = conv2d_backward_input(&d, &wt, x.shape(), 1, 1);

@@ -261,7 +261,7 @@ impl Tensor {
     /// # Panics
     /// When the shapes do not fit together; the message names them.
     #[track_caller]
-    pub fn conv2d(
+    pub fn conv2d_bias(
         &self,
         weight: &Tensor,
         bias: Option<&Tensor>,
@@ -270,6 +270,17 @@ impl Tensor {
     ) -> Tensor {
         self.try_conv2d(weight, bias, stride, padding)
             .unwrap_or_else(|e| fail(e))
+    }
+
+    /// 2-D convolution without bias: [`conv2d_bias`](Tensor::conv2d_bias)
+    /// with `None`. This is the form `#[differentiable]` code uses (add a bias
+    /// by broadcasting: `&x.conv2d(&w, 1, 1) + &b.reshape(&[1, o, 1, 1])`).
+    ///
+    /// # Panics
+    /// When the shapes do not fit together; the message names them.
+    #[track_caller]
+    pub fn conv2d(&self, weight: &Tensor, stride: usize, padding: usize) -> Tensor {
+        self.conv2d_bias(weight, None, stride, padding)
     }
 
     /// [`conv2d`](Tensor::conv2d), returning an error instead of panicking.
