@@ -5,10 +5,9 @@
 //! gradient is checked against central finite differences of the primal on a
 //! few elements of every parameter.
 //!
-//! Operators take an owned `Tensor` by value, and the macro reads an operand
-//! after the operator has moved it (see the report in
-//! `wip/tensor-bugs/01-operator-moves-tensor.rs`), so owned tensors appear as
-//! `&h` in operator expressions here.
+//! Operators take an owned `Tensor` by value, and the macro currently reads an
+//! operand after the operator has moved it (E0382 in the generated adjoint),
+//! so owned tensors appear as `&h` in operator expressions here.
 
 use tapeless::__private::shape_of;
 use tapeless::nn::Rng;
@@ -86,8 +85,8 @@ fn check_scalar(what: &str, x: f32, g: f32, f: &dyn Fn(f32) -> f32) {
 // ---------------------------------------------------------------------------
 
 /// Two-layer MLP with softmax cross-entropy, written as a training loss.
-/// (One line of parameters: a trailing comma breaks the macro, see
-/// `wip/tensor-bugs/02-trailing-comma-in-parameters.rs`.)
+/// (Parameters on one line: the macro mishandles a trailing comma after the
+/// last parameter.)
 #[differentiable]
 fn mlp_loss(w1: &Tensor, b1: &Tensor, w2: &Tensor, #[no_grad] x: &Tensor, y: &[usize]) -> f32 {
     let h = (&x.matmul(w1) + b1).relu();
@@ -173,7 +172,7 @@ fn derived_model() {
 /// so the CNN calls the convolution through this function, whose adjoint is
 /// the `Conv2d` rules.
 fn conv(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Tensor {
-    x.conv2d(w, None, stride, pad)
+    x.conv2d_bias(w, None, stride, pad)
 }
 
 #[derivative(of = conv)]
@@ -478,4 +477,26 @@ fn remaining_ops() {
     assert_eq!(v, more_ops(&a, &b, &rows));
     check("a", &a, &ga, &|p| more_ops(p, &b, &rows));
     check("b", &b, &gb, &|p| more_ops(&a, p, &rows));
+}
+
+/// Compound assignment of tensors in a loop, a shape read from the input, and
+/// a borrowed reference parameter passed as `&w`.
+#[differentiable]
+fn accumulate(w: &Tensor, #[no_grad] xs: &[Tensor]) -> f32 {
+    let mut acc = Tensor::zeros(&[1, 2]);
+    for x in xs {
+        acc += &x.matmul(&w).sigmoid();
+    }
+    let n = acc.shape()[1];
+    acc.reshape(&[n, 1]).sum_axis(0, true).square().sum()
+}
+
+#[test]
+fn compound_assignment() {
+    let mut rng = Rng::seed_from(15);
+    let w = rand(&mut rng, &[3, 2], 1.0);
+    let xs: Vec<Tensor> = (0..3).map(|_| rand(&mut rng, &[1, 3], 1.0)).collect();
+    let (v, g) = accumulate_grad(&w, &xs);
+    assert_eq!(v, accumulate(&w, &xs));
+    check("w", &w, &g, &|p| accumulate(p, &xs));
 }
