@@ -479,13 +479,12 @@ fn remaining_ops() {
     check("b", &b, &gb, &|p| more_ops(&a, p, &rows));
 }
 
-/// Compound assignment of tensors in a loop, a shape read from the input, and
-/// a borrowed reference parameter passed as `&w`.
+/// Compound assignment of tensors in a loop and a shape read from a value.
 #[differentiable]
 fn accumulate(w: &Tensor, #[no_grad] xs: &[Tensor]) -> f32 {
     let mut acc = Tensor::zeros(&[1, 2]);
     for x in xs {
-        acc += &x.matmul(&w).sigmoid();
+        acc += &x.matmul(w).sigmoid();
     }
     let n = acc.shape()[1];
     acc.reshape(&[n, 1]).sum_axis(0, true).square().sum()
