@@ -699,7 +699,7 @@ fn conv2d() {
     for (stride, pad) in [(2, 1), (1, 0)] {
         let x = rand(&mut rng, &[2, 3, 7, 6]);
         let w = rand(&mut rng, &[4, 3, 3, 3]);
-        let conv = |x: &Tensor, w: &Tensor| x.conv2d(w, None, stride, pad);
+        let conv = |x: &Tensor, w: &Tensor| x.conv2d_bias(w, None, stride, pad);
         let r = rand(&mut rng, conv(&x, &w).shape());
         let what = |k: &str| format!("conv2d stride {stride} pad {pad} d_{k}");
         let dx = Conv2d::d_x(&shape_of(&x), &w, stride, pad, &r);
@@ -834,6 +834,32 @@ fn views() {
         &g,
         v.shape(),
         &fd_t(&v, H, &r, |v| v.contiguous()),
+    );
+}
+
+// broadcast_to: d summed back to x's shape; sum_to_shape: d broadcast back;
+// squeeze_all: d reshaped back (rules ready for table entries).
+#[test]
+fn broadcast_views() {
+    let mut rng = Rng::seed_from(25);
+    let x = rand(&mut rng, &[3, 1]);
+    let r = rand(&mut rng, &[2, 3, 4]);
+    let g = BroadcastTo::d_x(&shape_of(&x), &r);
+    let want = fd_t(&x, H, &r, |x| x.broadcast_to(&[2, 3, 4]).contiguous());
+    close("broadcast_to", &g, x.shape(), &want);
+    let x = rand(&mut rng, &[2, 3, 4]);
+    let r = rand(&mut rng, &[3, 1]);
+    let g = SumToShape::d_x(&shape_of(&x), &r);
+    let want = fd_t(&x, H, &r, |x| x.sum_to_shape(&[3, 1]));
+    close("sum_to_shape", &g, x.shape(), &want);
+    let x = rand(&mut rng, &[1, 3, 1, 2]);
+    let r = rand(&mut rng, &[3, 2]);
+    let g = SqueezeAll::d_x(&shape_of(&x), &r);
+    close(
+        "squeeze_all",
+        &g,
+        x.shape(),
+        &fd_t(&x, H, &r, |x| x.squeeze_all()),
     );
 }
 

@@ -233,6 +233,29 @@ pub trait Squeeze: Shaped + Sized {
     fn d_x(x: &ShapeOf<Self>, axis: usize, d: &Self) -> Self;
 }
 
+/// `y = x.broadcast_to(s)` (a view repeating `x` along new and length-1 axes):
+/// each element of `x` feeds every output element it was broadcast to.
+/// (Not in the macro's table yet.)
+pub trait BroadcastTo: Shaped + Sized {
+    /// `dL/dx = Σ_broadcast dL/dy`: `d` summed back to `x`'s shape.
+    fn d_x(x: &ShapeOf<Self>, d: &Self) -> Self;
+}
+
+/// `y = x.sum_to_shape(s)` (the sum over the axes a broadcast to `x`'s shape
+/// would add): `dy/dx = 1` from each element to the sum it lands in.
+/// (Not in the macro's table yet.)
+pub trait SumToShape: Shaped + Sized {
+    /// `dL/dx = dL/dy` broadcast back to `x`'s shape (a view).
+    fn d_x(x: &ShapeOf<Self>, d: &Self) -> Self;
+}
+
+/// `y = x.squeeze_all()`: the same elements without the length-1 axes.
+/// (Not in the macro's table yet.)
+pub trait SqueezeAll: Shaped + Sized {
+    /// `dL/dx = dL/dy` reshaped to `x`'s shape.
+    fn d_x(x: &ShapeOf<Self>, d: &Self) -> Self;
+}
+
 /// `y = x.contiguous()`: the same values in another layout, so `dL/dx = dL/dy`.
 pub trait Contiguous: Sized {
     /// `dL/dx = dL/dy`.
@@ -1015,6 +1038,36 @@ impl Squeeze for Tensor {
             return Tensor::zero();
         }
         d.unsqueeze(axis)
+    }
+}
+
+impl BroadcastTo for Tensor {
+    /// `y = broadcast(x)`: `dL/dx = Σ_broadcast dL/dy` ([`Tensor::sum_to_shape`]).
+    fn d_x(x: &ShapeOf<Tensor>, d: &Tensor) -> Tensor {
+        if absent(d) {
+            return Tensor::zero();
+        }
+        d.sum_to_shape(&x.0)
+    }
+}
+
+impl SumToShape for Tensor {
+    /// `y = sum_to_shape(x)`: `dL/dx = broadcast(dL/dy)` to `x`'s shape (a view).
+    fn d_x(x: &ShapeOf<Tensor>, d: &Tensor) -> Tensor {
+        if absent(d) {
+            return Tensor::zero();
+        }
+        d.broadcast_to(&x.0)
+    }
+}
+
+impl SqueezeAll for Tensor {
+    /// `y = x` without its length-1 axes: `dL/dx = reshape(dL/dy)` to `x`'s shape.
+    fn d_x(x: &ShapeOf<Tensor>, d: &Tensor) -> Tensor {
+        if absent(d) {
+            return Tensor::zero();
+        }
+        d.reshape(&x.0)
     }
 }
 
