@@ -157,7 +157,8 @@ fn mutate_header(r: &mut Rng, h: &str) -> String {
                     let end = s[at..]
                         .find(|c: char| !c.is_ascii_digit())
                         .map_or(s.len(), |e| at + e);
-                    s.replace_range(at..end, r.pick(NUMBERS));
+                    let n = *r.pick(NUMBERS);
+                    s.replace_range(at..end, n);
                 }
             }
             1 => {
@@ -325,11 +326,9 @@ fn mutate_header(r: &mut Rng, h: &str) -> String {
             _ => {
                 // an unexpected token
                 let at = r.below(s.len() + 1);
+                let token = *r.pick(&["{", "}", "[", "]", ",", ":", "\"", "\\u0000", "é", "null"]);
                 if s.is_char_boundary(at) {
-                    s.insert_str(
-                        at,
-                        r.pick(&["{", "}", "[", "]", ",", ":", "\"", "\\u0000", "é", "null"]),
-                    );
+                    s.insert_str(at, token);
                 }
             }
         }
