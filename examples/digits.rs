@@ -50,11 +50,11 @@ const MLP: Defaults = Defaults {
     lr: 3e-3,
 };
 const CNN: Defaults = Defaults {
-    epochs: 20,
+    epochs: 30,
     lr: 3e-3,
 };
-const MLP_HIDDEN: usize = 128;
-const CNN_CHANNELS: (usize, usize) = (16, 32);
+const MLP_HIDDEN: usize = 256;
+const CNN_CHANNELS: (usize, usize) = (32, 64);
 
 fn main() -> ExitCode {
     let cmd = match cli::parse(std::env::args().skip(1)) {

@@ -61,7 +61,7 @@ and saves checkpoints.
 Usage: cargo run --release --example digits -- [OPTIONS]
 
 Options:
-  --epochs N              passes over the training set (default: mlp 40, cnn 20)
+  --epochs N              passes over the training set (default: mlp 40, cnn 30)
   --lr F                  peak learning rate of Adam (default: mlp 0.003, cnn 0.003)
   --model mlp|cnn|both    which model(s) to train (default: both)
   --data PATH             a CSV file like data/digits.csv.gz (gzipped or not;

@@ -3,12 +3,10 @@
 //! `loss_grad`, which returns the loss and its gradient with respect to
 //! every weight, as a value of the model's own type.
 
-use tapeless::__private::shape_of;
 use tapeless::nn::{kaiming_normal, xavier_uniform, Rng};
 use tapeless::params::Parameters;
-use tapeless::rules::Conv2d;
 use tapeless::tensor::Tensor;
-use tapeless::{derivative, differentiable, Differentiable};
+use tapeless::{differentiable, Differentiable};
 
 /// What the training loop needs of a model.
 pub trait Classifier: Parameters + Clone {
@@ -113,9 +111,9 @@ impl Cnn {
     /// Class scores `[n, 10]` for images `[n, 1, side, side]`.
     #[differentiable(wrt(self))]
     pub fn logits(&self, x: &Tensor) -> Tensor {
-        let h1 = (&conv(x, &self.conv1, 1, 1) + &self.bias1).relu();
+        let h1 = (&x.conv2d(&self.conv1, 1, 1) + &self.bias1).relu();
         let p1 = h1.max_pool2d(2, 2);
-        let h2 = (&conv(&p1, &self.conv2, 1, 1) + &self.bias2).relu();
+        let h2 = (&p1.conv2d(&self.conv2, 1, 1) + &self.bias2).relu();
         let p2 = h2.max_pool2d(2, 2);
         let n = x.shape()[0];
         let flat = p2.reshape(&[n, self.w.shape()[0]]);
@@ -142,27 +140,4 @@ impl Classifier for Cnn {
     fn loss_and_grad(&self, x: &Tensor, labels: &[usize]) -> (f32, Cnn) {
         self.loss_grad(x, labels)
     }
-}
-
-// TEMPORARY bridge until `Tensor::conv2d(&w, stride, padding)` lands (the
-// macro's rule table already has that form; the tensor module still takes
-// an optional bias): `conv` is the convolution without bias, and its adjoint
-// is the runtime's `Conv2d` rule. Then `Cnn::logits` calls
-// `x.conv2d(&self.conv1, 1, 1)` directly and this goes.
-fn conv(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Tensor {
-    x.conv2d(w, None, stride, pad)
-}
-
-#[derivative(of = conv)]
-fn conv_adjoint_rule(
-    x: &Tensor,
-    w: &Tensor,
-    stride: usize,
-    pad: usize,
-    d_out: Tensor,
-) -> (Tensor, (Tensor, Tensor)) {
-    let y = conv(x, w, stride, pad);
-    let dx = <Tensor as Conv2d>::d_x(&shape_of(x), w, stride, pad, &d_out);
-    let dw = <Tensor as Conv2d>::d_weight(x, &shape_of(w), stride, pad, &d_out);
-    (y, (dx, dw))
 }
