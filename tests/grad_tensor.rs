@@ -5,15 +5,13 @@
 //! gradient is checked against central finite differences of the primal on a
 //! few elements of every parameter.
 //!
-//! Operators take an owned `Tensor` by value, and the macro currently reads an
-//! operand after the operator has moved it (E0382 in the generated adjoint),
-//! so owned tensors appear as `&h` in operator expressions here.
+//! The code is written as one would write it without AD: owned temporaries
+//! consumed by operators (`x.matmul(w) + b`), borrowed operands (`&h + &b`),
+//! and both mixed.
 
-use tapeless::__private::shape_of;
 use tapeless::nn::Rng;
-use tapeless::rules::Conv2d;
 use tapeless::tensor::Tensor;
-use tapeless::{derivative, differentiable, Differentiable};
+use tapeless::{differentiable, Differentiable};
 
 // ---------------------------------------------------------------------------
 // Oracle
@@ -85,13 +83,11 @@ fn check_scalar(what: &str, x: f32, g: f32, f: &dyn Fn(f32) -> f32) {
 // ---------------------------------------------------------------------------
 
 /// Two-layer MLP with softmax cross-entropy, written as a training loss.
-/// (Parameters on one line: the macro mishandles a trailing comma after the
-/// last parameter.)
 #[differentiable]
-fn mlp_loss(w1: &Tensor, b1: &Tensor, w2: &Tensor, #[no_grad] x: &Tensor, y: &[usize]) -> f32 {
-    let h = (&x.matmul(w1) + b1).relu();
+fn mlp_loss(w1: &Tensor, b1: &Tensor, w2: &Tensor, #[no_grad] x: &Tensor, labels: &[usize]) -> f32 {
+    let h = (x.matmul(w1) + b1).relu();
     let logits = h.matmul(w2);
-    -logits.log_softmax(1).gather_rows(y).mean()
+    -logits.log_softmax(1).gather_rows(labels).mean()
 }
 
 #[test]
@@ -138,8 +134,8 @@ impl Classifier {
     /// Cross-entropy of a `tanh` MLP.
     #[differentiable(wrt(self))]
     fn loss(&self, x: &Tensor, labels: &[usize]) -> f32 {
-        let h = (&x.matmul(&self.w1) + &self.b1).tanh();
-        let logits = &h.matmul(&self.w2) + &self.b2;
+        let h = (x.matmul(&self.w1) + &self.b1).tanh();
+        let logits = h.matmul(&self.w2) + &self.b2;
         -logits.log_softmax(1).gather_rows(labels).mean()
     }
 }
@@ -167,33 +163,11 @@ fn derived_model() {
 // A small CNN
 // ---------------------------------------------------------------------------
 
-/// `x ⊛ w` without bias. The table's `x.conv2d(&w, stride, padding)` is not
-/// the tensor module's signature yet (`conv2d(&w, bias, stride, padding)`),
-/// so the CNN calls the convolution through this function, whose adjoint is
-/// the `Conv2d` rules.
-fn conv(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Tensor {
-    x.conv2d_bias(w, None, stride, pad)
-}
-
-#[derivative(of = conv)]
-fn conv_adjoint_rule(
-    x: &Tensor,
-    w: &Tensor,
-    stride: usize,
-    pad: usize,
-    d_out: Tensor,
-) -> (Tensor, (Tensor, Tensor)) {
-    let y = conv(x, w, stride, pad);
-    let dx = <Tensor as Conv2d>::d_x(&shape_of(x), w, stride, pad, &d_out);
-    let dw = <Tensor as Conv2d>::d_weight(x, &shape_of(w), stride, pad, &d_out);
-    (y, (dx, dw))
-}
-
 /// conv (stride 2, padding 1) → relu → 2x2 max pool → flatten → linear →
 /// cross-entropy.
 #[differentiable]
 fn cnn_loss(k: &Tensor, w: &Tensor, #[no_grad] x: &Tensor, labels: &[usize]) -> f32 {
-    let h = conv(x, k, 2, 1).relu().max_pool2d(2, 2);
+    let h = x.conv2d(k, 2, 1).relu().max_pool2d(2, 2);
     let flat = h.reshape(&[3, 16]);
     let logits = flat.matmul(w);
     -logits.log_softmax(1).gather_rows(labels).mean()
@@ -215,7 +189,7 @@ fn cnn() {
 /// Average pooling, a global mean over the spatial axes, and a linear layer.
 #[differentiable]
 fn pooled(k: &Tensor, w: &Tensor, #[no_grad] x: &Tensor) -> f32 {
-    let h = conv(x, k, 1, 0).sigmoid().avg_pool2d(2, 2);
+    let h = x.conv2d(k, 1, 0).sigmoid().avg_pool2d(2, 2);
     let g = h.mean_axis(3, false).mean_axis(2, false);
     g.matmul(w).square().sum()
 }
@@ -238,8 +212,8 @@ fn cnn_avg_pool() {
 /// Mean squared error of a linear model.
 #[differentiable]
 fn mse(w: &Tensor, b: &Tensor, #[no_grad] x: &Tensor, #[no_grad] y: &Tensor) -> f32 {
-    let pred = &x.matmul(w) + b;
-    (&pred - y).square().mean()
+    let pred = x.matmul(w) + b;
+    (pred - y).square().mean()
 }
 
 #[test]
@@ -269,7 +243,7 @@ fn mse_regression() {
 fn rnn(wh: &Tensor, wx: &Tensor, #[no_grad] xs: &[Tensor]) -> f32 {
     let mut h = Tensor::zeros(&[1, 4]);
     for x in xs {
-        h = (&h.matmul(wh) + &x.matmul(wx)).tanh();
+        h = (h.matmul(wh) + x.matmul(wx)).tanh();
     }
     h.sum()
 }
@@ -376,9 +350,9 @@ fn chained_views() {
 /// element-wise math.
 #[differentiable]
 fn mixed(x: &Tensor, k: f32) -> f32 {
-    let y = &(x * 2.0) + 1.0;
-    let z = &(k * x) / k;
-    let u = 1.0 - &(&y * &z);
+    let y = x * 2.0 + 1.0;
+    let z = (k * x) / k;
+    let u = 1.0 - &y * &z;
     let v = u.mean_axis(0, false).max_axis(0, true).sum();
     v * k + x.powf(2.0).clamp(0.05, 0.6).sum() + (x / k).abs().sqrt().sum()
 }
@@ -463,7 +437,7 @@ fn loop_with_unused_iterations() {
 fn more_ops(a: &Tensor, b: &Tensor, #[no_grad] rows: &[usize]) -> f32 {
     let s = a.select_rows(rows);
     let m = s.maximum(b).minimum(&b.exp());
-    let l = (&m.square() + 0.5).recip().ln();
+    let l = (m.square() + 0.5).recip().ln();
     l.cos().sum() + s.min() * 0.5
 }
 
@@ -484,7 +458,7 @@ fn remaining_ops() {
 fn accumulate(w: &Tensor, #[no_grad] xs: &[Tensor]) -> f32 {
     let mut acc = Tensor::zeros(&[1, 2]);
     for x in xs {
-        acc += &x.matmul(w).sigmoid();
+        acc += x.matmul(w).sigmoid();
     }
     let n = acc.shape()[1];
     acc.reshape(&[n, 1]).sum_axis(0, true).square().sum()

@@ -699,7 +699,7 @@ fn conv2d() {
     for (stride, pad) in [(2, 1), (1, 0)] {
         let x = rand(&mut rng, &[2, 3, 7, 6]);
         let w = rand(&mut rng, &[4, 3, 3, 3]);
-        let conv = |x: &Tensor, w: &Tensor| x.conv2d_bias(w, None, stride, pad);
+        let conv = |x: &Tensor, w: &Tensor| x.conv2d(w, stride, pad);
         let r = rand(&mut rng, conv(&x, &w).shape());
         let what = |k: &str| format!("conv2d stride {stride} pad {pad} d_{k}");
         let dx = Conv2d::d_x(&shape_of(&x), &w, stride, pad, &r);
