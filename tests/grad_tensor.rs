@@ -473,3 +473,27 @@ fn compound_assignment() {
     assert_eq!(v, accumulate(&w, &xs));
     check("w", &w, &g, &|p| accumulate(p, &xs));
 }
+
+/// Gradients that the rules hand on as views of one cotangent (a stride-0
+/// broadcast for `sum`, the same buffer for both operands of `+`).
+#[differentiable]
+fn sum_of_sum(a: &Tensor, b: &Tensor) -> f32 {
+    (a + b).sum() + a.t().mean()
+}
+
+#[test]
+fn gradients_that_are_views() {
+    let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let b = Tensor::ones(&[3]);
+    let (_, (ga, mut gb)) = sum_of_sum_grad(&a, &b);
+    assert_eq!(ga.shape(), [2, 3]);
+    assert_eq!(ga.to_vec(), vec![1.0 + 1.0 / 6.0; 6]);
+    assert_eq!(gb.to_vec(), vec![2.0; 3]);
+    // In-place updates of a gradient never write through to another one.
+    gb *= 0.5;
+    assert_eq!(gb.to_vec(), vec![1.0; 3]);
+    assert_eq!(ga.to_vec(), vec![1.0 + 1.0 / 6.0; 6]);
+    let mut p = a.clone();
+    p -= &ga;
+    assert_eq!(p.get(&[1, 2]), 6.0 - (1.0 + 1.0 / 6.0));
+}
