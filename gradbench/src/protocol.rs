@@ -123,10 +123,15 @@ pub fn respond(tool: &impl Tool, message: &Value) -> Value {
             }
         }
         "evaluate" => {
-            let function = message.get("function").and_then(Value::as_str).unwrap_or("");
+            let function = message
+                .get("function")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let input = message.get("input").cloned().unwrap_or(Value::Null);
             match tool.evaluate(module, function, input) {
-                Ok(e) => json!({ "id": id, "success": true, "output": e.output, "timings": e.timings }),
+                Ok(e) => {
+                    json!({ "id": id, "success": true, "output": e.output, "timings": e.timings })
+                }
                 Err(error) => json!({ "id": id, "success": false, "error": error }),
             }
         }

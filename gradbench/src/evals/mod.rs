@@ -1,5 +1,6 @@
 //! One module per GradBench eval, each with an `evaluate(function, input)`.
 
+pub mod gmm;
 pub mod hello;
 pub mod lse;
 
@@ -10,7 +11,11 @@ use serde_json::Value;
 pub type Evaluate = fn(&str, Value) -> Result<Evaluated, String>;
 
 /// The implemented modules, by GradBench name.
-pub const MODULES: &[(&str, Evaluate)] = &[("hello", hello::evaluate), ("lse", lse::evaluate)];
+pub const MODULES: &[(&str, Evaluate)] = &[
+    ("hello", hello::evaluate),
+    ("lse", lse::evaluate),
+    ("gmm", gmm::evaluate),
+];
 
 /// The error for a function the eval does not define.
 pub(crate) fn unknown(module: &str, function: &str) -> String {
