@@ -138,13 +138,11 @@ fn run(opts: &Options) -> Result<(), String> {
     let curves: Vec<plot::Curve> = outcomes.iter().map(|o| o.curve.clone()).collect();
     plot::draw(&chart, &curves, 1200, 480)?;
     println!("learning curves: {}", shown(&chart));
-    for o in &outcomes {
-        println!(
-            "{}: held-out accuracy {:.2}%",
-            o.curve.name,
-            o.accuracy * 100.0
-        );
-    }
+    let accuracies: Vec<String> = outcomes
+        .iter()
+        .map(|o| format!("{} {:.2}%", o.curve.name, o.accuracy * 100.0))
+        .collect();
+    println!("held-out accuracy: {}", accuracies.join(", "));
     println!("total time {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -71,6 +71,7 @@ pub fn draw(path: &Path, curves: &[Curve], width: u32, height: u32) -> Result<()
         .map_err(|x| e(&x))?;
     chart
         .configure_mesh()
+        .label_style(("sans-serif", 14))
         .x_desc("epoch")
         .y_desc("cross-entropy")
         .y_label_formatter(&|v| format!("{v:.3}"))
@@ -109,6 +110,7 @@ pub fn draw(path: &Path, curves: &[Curve], width: u32, height: u32) -> Result<()
         .map_err(|x| e(&x))?;
     chart
         .configure_mesh()
+        .label_style(("sans-serif", 14))
         .x_desc("epoch")
         .y_desc("accuracy (%)")
         .draw()
