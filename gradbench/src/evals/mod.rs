@@ -1,5 +1,6 @@
 //! One module per GradBench eval, each with an `evaluate(function, input)`.
 
+pub mod ba;
 pub mod gmm;
 pub mod hello;
 pub mod lse;
@@ -15,6 +16,7 @@ pub const MODULES: &[(&str, Evaluate)] = &[
     ("hello", hello::evaluate),
     ("lse", lse::evaluate),
     ("gmm", gmm::evaluate),
+    ("ba", ba::evaluate),
 ];
 
 /// The error for a function the eval does not define.
