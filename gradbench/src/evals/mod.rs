@@ -4,6 +4,7 @@ pub mod ba;
 pub mod gmm;
 pub mod hello;
 pub mod lse;
+pub mod lstm;
 
 use crate::protocol::Evaluated;
 use serde_json::Value;
@@ -17,6 +18,7 @@ pub const MODULES: &[(&str, Evaluate)] = &[
     ("lse", lse::evaluate),
     ("gmm", gmm::evaluate),
     ("ba", ba::evaluate),
+    ("lstm", lstm::evaluate),
 ];
 
 /// The error for a function the eval does not define.
