@@ -1,10 +1,13 @@
 //! One module per GradBench eval, each with an `evaluate(function, input)`.
 
 pub mod ba;
+pub mod det;
 pub mod gmm;
 pub mod hello;
+pub mod llsq;
 pub mod lse;
 pub mod lstm;
+pub mod ode;
 
 use crate::protocol::Evaluated;
 use serde_json::Value;
@@ -19,6 +22,9 @@ pub const MODULES: &[(&str, Evaluate)] = &[
     ("gmm", gmm::evaluate),
     ("ba", ba::evaluate),
     ("lstm", lstm::evaluate),
+    ("llsq", llsq::evaluate),
+    ("ode", ode::evaluate),
+    ("det", det::evaluate),
 ];
 
 /// The error for a function the eval does not define.
