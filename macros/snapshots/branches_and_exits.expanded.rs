@@ -73,10 +73,10 @@ pub fn clipped_sum_adjoint(
             if __t1 {
                 __s2.push(__rt::save(&i));
                 let __t2 = x[i].sqrt();
-                __s1.push(__rt::save(&__t2));
+                __s1.push(__rt::save_owned(__rt::prim(&__t2)));
                 y = __t2;
             } else {
-                __s3.push(__rt::save(&x[i]));
+                __s3.push(__rt::save_owned(__rt::prim(&x[i])));
                 __s4.push(__rt::save(&i));
                 let __t3 = x[i] * x[i];
                 y = __t3;

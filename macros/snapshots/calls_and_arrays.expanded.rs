@@ -37,8 +37,8 @@ pub fn features_adjoint(
     __w2 = ::core::option::Option::Some(__rt::witness(&out));
     out[0] = helper(x, 2);
     out[1] = x * y;
-    let __s0 = __rt::save(&out[1]);
-    let __s1 = __rt::save(&out[0]);
+    let __s0 = __rt::save_owned(__rt::prim(&out[1]));
+    let __s1 = __rt::save_owned(__rt::prim(&out[0]));
     let __t0 = out[0] * out[1];
     let __s2 = __rt::shape_of(__rt::prim(&out[2]));
     let __s3 = __rt::shape_of(__rt::prim(&__t0));

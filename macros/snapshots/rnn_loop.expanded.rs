@@ -54,17 +54,17 @@ pub fn rnn_adjoint(
         __n0 += 1;
         __s0.push(__rt::save(&__i));
         let x = xs[__i];
-        __s1.push(__rt::save(&h));
+        __s1.push(__rt::save_owned(__rt::prim(&h)));
         let __t0 = w * h;
-        __s2.push(__rt::save(&x));
+        __s2.push(__rt::save_owned(__rt::prim(&x)));
         let __t1 = u * x;
         __s3.push(__rt::shape_of(__rt::prim(&__t0)));
         __s4.push(__rt::shape_of(__rt::prim(&__t1)));
         let __t2 = __t0 + __t1;
         h = __t2.tanh();
-        __s5.push(__rt::save(&h));
+        __s5.push(__rt::save_owned(__rt::prim(&h)));
     }
-    let __s6 = __rt::save(&h);
+    let __s6 = __rt::save_owned(__rt::prim(&h));
     let __t3 = h * h;
     let mut __seed = d_out;
     let mut __d_w = __rt::zero_of(&w);

@@ -253,6 +253,9 @@ impl<'b> Gen<'b> {
             self.n_slots += 1;
             let saved = match kind {
                 ReadKind::Shape => quote!(#pv::shape_of(#pv::prim(&#bare))),
+                // The value itself, owned: saving a reference (`e` in
+                // `for e in w.iter()`) would keep `w` borrowed.
+                ReadKind::Value => quote!(#pv::save_owned(#pv::prim(&#bare))),
                 _ => quote!(#pv::save(&#bare)),
             };
             let in_top = region == 0 && !self.body.has_return;

@@ -254,7 +254,11 @@ pub static METHODS: &[Rule] = &[
     smooth!("unsqueeze", "Unsqueeze", [p!("d_x": Int(1), D), None]),
     smooth!("squeeze", "Squeeze", [p!("d_x": Shape(0), Int(1), D), None]),
     smooth!("contiguous", "Contiguous", [p!("d_x": D)]),
-    smooth!("broadcast_to", "BroadcastTo", [p!("d_x": Shape(0), D), None]),
+    smooth!(
+        "broadcast_to",
+        "BroadcastTo",
+        [p!("d_x": Shape(0), D), None]
+    ),
     smooth!("sum_to_shape", "SumToShape", [p!("d_x": Shape(0), D), None]),
     smooth!("squeeze_all", "SqueezeAll", [p!("d_x": Shape(0), D)]),
     smooth!(

@@ -168,6 +168,12 @@ pub fn save<T: Clone>(x: &T) -> T {
     x.clone()
 }
 
+/// An owned copy of a value the reverse sweep reads (`[usize]` -> `Vec<usize>`).
+#[inline(always)]
+pub fn save_owned<T: ToOwned + ?Sized>(x: &T) -> T::Owned {
+    x.to_owned()
+}
+
 /// A new typed stack with room for `n` values.
 #[inline(always)]
 pub fn stack<T>(n: usize) -> Vec<T> {
