@@ -18,7 +18,10 @@
 //! must agree within `8 |d_h - d_h/2| + 1e-6 |g| + roundoff`: the tolerance is
 //! the measured error of the finite difference itself. A point that is alone on
 //! its branch (a condition decided by rounding, so `phi(x)` jumps away from its
-//! neighbours) is detected from the second differences and skipped too.
+//! neighbours) is detected from the second differences and skipped too. Where
+//! the differences are exactly zero (the change lost below one ulp in an
+//! intermediate) and the gradient is not, steps `1e-3` and `1e-1` are tried
+//! in turn with the same rules; a function flat at all three is skipped.
 
 use crate::{Case, Program, Rng};
 use std::fmt::Write as _;
@@ -127,8 +130,32 @@ fn fd_check(phi: &dyn Fn(&[f64]) -> Option<f64>, v: &[f64], j: usize, g: f64) ->
     let Some(phi0) = phi(v) else {
         return Verdict::Skip;
     };
+    // A function that is flat in floating point at this scale (its change
+    // lost below one ulp in an intermediate, as through a saturated `tanh`)
+    // gives exactly zero differences that say nothing about a small nonzero
+    // gradient: then try larger steps, and skip if it stays flat.
+    for step in [1e-5, 1e-3, 1e-1] {
+        match fd_check_step(phi, v, j, g, phi0, step) {
+            Some(verdict) => return verdict,
+            None => continue,
+        }
+    }
+    Verdict::Skip
+}
+
+/// [`fd_check`] with steps `step * max(1, |x|)` and half that; `None` when
+/// `phi` is exactly constant over them and `g` is larger than the roundoff
+/// resolution of the differences.
+fn fd_check_step(
+    phi: &dyn Fn(&[f64]) -> Option<f64>,
+    v: &[f64],
+    j: usize,
+    g: f64,
+    phi0: f64,
+    step: f64,
+) -> Option<Verdict> {
     let x = v[j];
-    let h = 1e-5 * x.abs().max(1.0);
+    let h = step * x.abs().max(1.0);
     let mut w = v.to_vec();
     let mut at = |t: f64| {
         w[j] = x + t;
@@ -136,18 +163,21 @@ fn fd_check(phi: &dyn Fn(&[f64]) -> Option<f64>, v: &[f64], j: usize, g: f64) ->
     };
     let (Some(fp1), Some(fm1), Some(fp2), Some(fm2)) = (at(h), at(-h), at(h / 2.0), at(-h / 2.0))
     else {
-        return Verdict::Skip;
+        return Some(Verdict::Skip);
     };
-    let d1 = (fp1 - fm1) / (2.0 * h);
-    let d2 = (fp2 - fm2) / h;
-    let rich = (4.0 * d2 - d1) / 3.0;
     let big = [phi0, fp1, fm1, fp2, fm2]
         .iter()
         .fold(1.0f64, |m, f| m.max(f.abs()));
     let noise = 1e3 * f64::EPSILON * big / h;
+    if fp1 == fm1 && fp2 == fm2 && fp1 == phi0 && g.abs() > noise {
+        return None;
+    }
+    let d1 = (fp1 - fm1) / (2.0 * h);
+    let d2 = (fp2 - fm2) / h;
+    let rich = (4.0 * d2 - d1) / 3.0;
     let spread = (d1 - d2).abs();
     if !spread.is_finite() || spread > 1e-3 * d1.abs().max(d2.abs()) + noise {
-        return Verdict::Skip;
+        return Some(Verdict::Skip);
     }
     // `x` itself on another branch than its neighbours (a condition decided by
     // rounding, `ln_1p(a * a) >= (a * a + 1.0).ln()`): the second differences
@@ -155,17 +185,17 @@ fn fd_check(phi: &dyn Fn(&[f64]) -> Option<f64>, v: &[f64], j: usize, g: f64) ->
     // 6 J for a jump J at `x` alone.
     let jump = ((fp1 + fm1 - 2.0 * phi0) - 4.0 * (fp2 + fm2 - 2.0 * phi0)).abs() / (6.0 * h);
     if !jump.is_finite() || jump > 1e-3 * d1.abs().max(d2.abs()) + noise {
-        return Verdict::Skip;
+        return Some(Verdict::Skip);
     }
     let tol = 8.0 * spread + 1e-6 * g.abs().max(rich.abs()) + noise;
     let err = (g - rich).abs();
-    if err.is_nan() || err > tol {
+    Some(if err.is_nan() || err > tol {
         Verdict::Fail(format!(
-            "d/dv[{j}]: gradient {g:e}, finite differences {rich:e} (h: {d1:e}, h/2: {d2:e}); |diff| {err:e} > tol {tol:e}"
+            "d/dv[{j}]: gradient {g:e}, finite differences {rich:e} (h = {h:e}: {d1:e}, h/2: {d2:e}); |diff| {err:e} > tol {tol:e}"
         ))
     } else {
         Verdict::Pass
-    }
+    })
 }
 
 fn check_program(p: &Program, seed: u64, points: usize) -> ProgramReport {
@@ -438,6 +468,11 @@ mod tests {
         assert_eq!(fd_check(&isolated, &[0.7], 0, 0.0), Verdict::Skip);
         assert_eq!(fd_check(&isolated, &[0.7], 0, 2.0), Verdict::Skip);
         assert_eq!(fd_check(&isolated, &[0.8], 0, 2.0), Verdict::Pass);
+        // flat in floating point at the finest step (a change below one ulp):
+        // decided at a larger step
+        let flat = |v: &[f64]| Some(((v[0] * 1e4).round() * 1e-4).sin());
+        assert_eq!(fd_check(&flat, &[0.4], 0, 0.4f64.cos()), Verdict::Pass);
+        assert!(matches!(fd_check(&flat, &[0.4], 0, 5.0), Verdict::Fail(_)));
         // a change of output shape: skipped
         let shape = |v: &[f64]| (v[0] < 0.5).then_some(v[0]);
         assert_eq!(fd_check(&shape, &[0.5 - 1e-6], 0, 1.0), Verdict::Skip);

@@ -149,6 +149,8 @@ fn lit(v: f64) -> String {
 
 /// Whether `code` has a known float type (mentions a variable, a cast or an
 /// `f64::` path): a method call on a bare literal expression is ambiguous.
+/// (A value `if` always has a typed branch, so the names in its condition do
+/// not mislead this test.)
 fn typed(code: &str) -> bool {
     code.chars().any(|c| c.is_ascii_alphabetic())
 }
@@ -581,21 +583,18 @@ impl<'r> Gen<'r> {
         }
     }
 
-    /// A positive expression built from `e`: `(code, lo, hi)` with `lo >= min_lo`.
+    /// A positive expression built from `e`: `(code, lo)` with
+    /// `min_lo <= lo <= code <= hi` (a bound of 10 by default).
     fn pos(&mut self, e: E, min_lo: f64) -> (E, f64) {
-        let e = self.shrink(e, 3.0);
+        self.pos_hi(e, min_lo, 10.0)
+    }
+
+    fn pos_hi(&mut self, e: E, min_lo: f64, hi: f64) -> (E, f64) {
         let c: f64 = *self.rng.pick(&[0.1, 0.25, 0.5, 1.0, 1.5]);
         let c = c.max(min_lo);
         match self.rng.weighted(&[5, 3, 2, 2]) {
-            0 => (
-                E {
-                    code: format!("({} * {} + {})", e.code, e.code, lit(c)),
-                    b: e.b * e.b + c,
-                    typed: e.typed,
-                },
-                c,
-            ),
             1 => {
+                let e = self.shrink(e, hi - c);
                 let a = self.m1(&e, "abs");
                 (
                     E {
@@ -606,7 +605,8 @@ impl<'r> Gen<'r> {
                     c,
                 )
             }
-            2 if min_lo <= (-e.b).exp() => {
+            2 => {
+                let e = self.shrink(e, hi.ln().min(-min_lo.ln()));
                 let code = self.m1(&e, "exp");
                 (
                     E {
@@ -617,7 +617,7 @@ impl<'r> Gen<'r> {
                     (-e.b).exp(),
                 )
             }
-            _ => {
+            3 if c.max(1.0) + 1.5 <= hi => {
                 let c = c.max(1.0) + 0.5;
                 let t = self.m1(&e, "tanh");
                 (
@@ -627,6 +627,17 @@ impl<'r> Gen<'r> {
                         typed: e.typed,
                     },
                     c - 1.0,
+                )
+            }
+            _ => {
+                let e = self.shrink(e, (hi - c).sqrt());
+                (
+                    E {
+                        code: format!("({} * {} + {})", e.code, e.code, lit(c)),
+                        b: e.b * e.b + c,
+                        typed: e.typed,
+                    },
+                    c,
                 )
             }
         }
@@ -883,8 +894,7 @@ impl<'r> Gen<'r> {
                     }
                     7 => {
                         // powf with an active exponent
-                        let (p, lo) = self.pos(a, 0.2);
-                        let p = self.shrink(p, 8.0);
+                        let (p, lo) = self.pos_hi(a, 0.2, 8.0);
                         let ex = self.expr(d);
                         let ex = self.shrink(ex, 1.5);
                         let code = self.m2(&p, "powf", &ex.code);
@@ -907,8 +917,7 @@ impl<'r> Gen<'r> {
                                 typed: a.typed,
                             }
                         } else {
-                            let (p, lo) = self.pos(a, 0.2);
-                            let p = self.shrink(p, 8.0);
+                            let (p, lo) = self.pos_hi(a, 0.2, 8.0);
                             let ex = round3(self.rng.uniform(-1.5, 2.5));
                             let code = self.m2(&p, "powf", &lit(ex));
                             let b = p.b.max(1.0).powf(ex.abs()) * lo.min(1.0).powf(-ex.abs());
@@ -1042,8 +1051,12 @@ impl<'r> Gen<'r> {
             11 => self.call_expr(d),
             _ => {
                 let c = self.cond(d.min(1));
-                let a = self.expr(d);
+                let mut a = self.expr(d);
                 let b = self.expr(d);
+                if !typed(&a.code) && !typed(&b.code) {
+                    // the condition's names do not type the branches
+                    a.code = format!("({} as f64)", a.code);
+                }
                 E {
                     code: format!("(if {c} {{ {} }} else {{ {} }})", a.code, b.code),
                     b: a.b.max(b.b),
@@ -1374,6 +1387,11 @@ impl<'r> Gen<'r> {
     /// Whether `code` definitely depends on an active input: it names a
     /// visible varied variable or array.
     fn varied(&self, code: &str) -> bool {
+        // piecewise constant functions make their result constant: be safe
+        const CONSTANT: [&str; 5] = ["floor", "round", "ceil", "trunc", "signum"];
+        if CONSTANT.iter().any(|m| code.contains(m)) {
+            return false;
+        }
         let vis = self.visible_scalars();
         idents(code).any(|id| {
             vis.iter()
@@ -1734,7 +1752,9 @@ impl<'r> Gen<'r> {
                     .filter(|b| b.name != a.name)
                     .cloned()
                     .collect();
-                let by_ref = self.rng.chance(0.25);
+                // wip/fuzz-bugs/09: a `&f64` loop variable is saved as a reference,
+                // so an array written later cannot be iterated by reference
+                let by_ref = self.rng.chance(0.25) && (self.hunt || !a.mutable);
                 let mut deref = false;
                 match self.rng.below(4) {
                     0 => {
@@ -2048,6 +2068,7 @@ pub const KNOWN_BUGS: &[&str] = &[
     "`return xs[k]` in a branch (06): written `let r = xs[k]; return r;`",
     "a method on a dereferenced loop variable `(*e).sin()` (07): written `e.sin()`",
     "a `&Vec<f64>` parameter passed on to a `&[f64]` parameter (08): passed as `&vs`",
+    "`for e in w.iter()` (by reference) over a local array written later (09): `for &e in ..` instead",
 ];
 
 /// Seed salt for program streams.
