@@ -4,6 +4,7 @@ pub mod ba;
 pub mod det;
 pub mod gmm;
 pub mod hello;
+pub mod ht;
 pub mod llsq;
 pub mod lse;
 pub mod lstm;
@@ -25,6 +26,7 @@ pub const MODULES: &[(&str, Evaluate)] = &[
     ("llsq", llsq::evaluate),
     ("ode", ode::evaluate),
     ("det", det::evaluate),
+    ("ht", ht::evaluate),
 ];
 
 /// The error for a function the eval does not define.

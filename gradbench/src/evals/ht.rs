@@ -1,0 +1,430 @@
+//! `ht`: hand tracking (ADBench). A hand mesh is posed by 26 parameters θ
+//! (global rotation and translation, then finger joint angles) through a
+//! bone hierarchy and linear blend skinning; the objective is the distance of
+//! each observed point to its corresponding vertex ("simple") or to a point
+//! `u` of its corresponding triangle ("complicated").
+//!
+//! The Jacobian (rows: the `3c` errors; columns: `u`'s two coordinates for
+//! the complicated variant, then θ) is assembled from two generated
+//! adjoints: [`bone_transforms`] (θ → the 22 skinning transforms) once per
+//! transform entry, and [`point_error`] (θ, transforms, `u` → one point's
+//! error) once per error component; the chain rule at the transforms joins
+//! them.
+
+use crate::protocol::{parse, timed, Evaluated};
+use serde::Deserialize;
+use serde_json::Value;
+use tapeless::differentiable;
+
+#[derive(Deserialize)]
+struct ModelInput {
+    parents: Vec<i64>,
+    base_relatives: Vec<Vec<Vec<f64>>>,
+    inverse_base_absolutes: Vec<Vec<Vec<f64>>>,
+    base_positions: Vec<Vec<f64>>,
+    weights: Vec<Vec<f64>>,
+    triangles: Vec<[usize; 3]>,
+    is_mirrored: bool,
+}
+
+#[derive(Deserialize)]
+struct DataInput {
+    model: ModelInput,
+    correspondences: Vec<usize>,
+    points: Vec<Vec<f64>>,
+}
+
+#[derive(Deserialize)]
+struct Input {
+    theta: Vec<f64>,
+    data: DataInput,
+    #[serde(default)]
+    us: Vec<Vec<f64>>,
+}
+
+/// The hand model and the observations, flattened (matrices row-major).
+pub struct Model {
+    /// Number of bones.
+    pub bones: usize,
+    /// Parent of each bone, `-1` for the root; parents come first.
+    pub parents: Vec<i64>,
+    /// Each bone's rest transform relative to its parent, `bones × 16`.
+    pub base_relatives: Vec<f64>,
+    /// Inverses of the rest absolute transforms, `bones × 16`.
+    pub inverse_base_absolutes: Vec<f64>,
+    /// Rest positions (homogeneous), `vertices × 4`.
+    pub base_positions: Vec<f64>,
+    /// Skinning weights, `vertices × bones`.
+    pub weights: Vec<f64>,
+    /// Vertices of each triangle.
+    pub triangles: Vec<[usize; 3]>,
+    /// Whether x is mirrored.
+    pub is_mirrored: bool,
+    /// Vertex (simple) or triangle (complicated) of each observed point.
+    pub correspondences: Vec<usize>,
+    /// Observed points, `c × 3`.
+    pub points: Vec<f64>,
+}
+
+/// Parameters and model.
+pub struct Ht {
+    /// The 26 pose parameters.
+    pub theta: Vec<f64>,
+    /// Barycentric coordinates of each point in its triangle, `c × 2`; empty
+    /// for the simple variant.
+    pub us: Vec<f64>,
+    /// The model.
+    pub model: Model,
+}
+
+fn flat16(ms: Vec<Vec<Vec<f64>>>) -> Vec<f64> {
+    ms.into_iter().flatten().flatten().collect()
+}
+
+impl From<Input> for Ht {
+    fn from(i: Input) -> Ht {
+        let m = i.data.model;
+        Ht {
+            theta: i.theta,
+            us: i.us.concat(),
+            model: Model {
+                bones: m.parents.len(),
+                parents: m.parents,
+                base_relatives: flat16(m.base_relatives),
+                inverse_base_absolutes: flat16(m.inverse_base_absolutes),
+                base_positions: m.base_positions.concat(),
+                weights: m.weights.concat(),
+                triangles: m.triangles,
+                is_mirrored: m.is_mirrored,
+                correspondences: i.data.correspondences,
+                points: i.data.points.concat(),
+            },
+        }
+    }
+}
+
+/// Rotation (row-major 3 × 3) of Euler angles `(x, z, y)`: `R_z R_y R_x`.
+#[differentiable]
+pub fn euler_rotation(tx: f64, tz: f64, ty: f64) -> [f64; 9] {
+    let (sx, cx) = (tx.sin(), tx.cos());
+    let (sy, cy) = (ty.sin(), ty.cos());
+    let (sz, cz) = (tz.sin(), tz.cos());
+    [
+        cz * cy,
+        cz * sy * sx - sz * cx,
+        cz * sy * cx + sz * sx,
+        sz * cy,
+        sz * sy * sx + cz * cx,
+        sz * sy * cx - cz * sx,
+        -sy,
+        cy * sx,
+        cy * cx,
+    ]
+}
+
+/// The skinning transform of each bone (its posed absolute transform times
+/// the inverse of its rest absolute transform), top three rows of each 4 × 4,
+/// `bones × 12`.
+#[differentiable(wrt(theta))]
+pub fn bone_transforms(theta: &[f64], model: &Model) -> Vec<f64> {
+    let bones = model.bones;
+    // joint angles (x, z, y) of bone b at pose[3b..3b + 3]: bones 0 and 1
+    // (wrist) are fixed; of each finger's four bones the first bends in two
+    // directions, the next two in one, the tip not at all
+    let mut pose = vec![0.0; 3 * bones];
+    let mut k = 6;
+    for finger in 0..5 {
+        let b = 2 + 4 * finger;
+        pose[3 * b] = theta[k];
+        pose[3 * b + 1] = theta[k + 1];
+        pose[3 * (b + 1)] = theta[k + 2];
+        pose[3 * (b + 2)] = theta[k + 3];
+        k += 4;
+    }
+    let mut absolutes = vec![0.0; bones * 16];
+    let mut out = vec![0.0; bones * 12];
+    let mut relative = [0.0; 16];
+    for b in 0..bones {
+        // the posed relative transform: rest relative times the joint rotation
+        let r = euler_rotation(pose[3 * b], pose[3 * b + 1], pose[3 * b + 2]);
+        for i in 0..4 {
+            for j in 0..4 {
+                let mut s = 0.0;
+                for k in 0..3 {
+                    if j < 3 {
+                        s += model.base_relatives[b * 16 + i * 4 + k] * r[k * 3 + j];
+                    }
+                }
+                if j == 3 {
+                    s = model.base_relatives[b * 16 + i * 4 + 3];
+                }
+                relative[i * 4 + j] = s;
+            }
+        }
+        // chained to the parent's absolute transform
+        let parent = model.parents[b];
+        for i in 0..4 {
+            for j in 0..4 {
+                if parent < 0 {
+                    absolutes[b * 16 + i * 4 + j] = relative[i * 4 + j];
+                } else {
+                    let p = parent as usize * 16;
+                    let mut s = 0.0;
+                    for k in 0..4 {
+                        s += absolutes[p + i * 4 + k] * relative[k * 4 + j];
+                    }
+                    absolutes[b * 16 + i * 4 + j] = s;
+                }
+            }
+        }
+        for i in 0..3 {
+            for j in 0..4 {
+                let mut s = 0.0;
+                for k in 0..4 {
+                    s += absolutes[b * 16 + i * 4 + k]
+                        * model.inverse_base_absolutes[b * 16 + k * 4 + j];
+                }
+                out[b * 12 + i * 4 + j] = s;
+            }
+        }
+    }
+    out
+}
+
+/// The error of observed point `i`: the point minus its vertex (`u` empty)
+/// or minus the point `u₀ v₀ + u₁ v₁ + (1 - u₀ - u₁) v₂` of its triangle,
+/// the vertices skinned by `transforms` (linear blend), then posed by θ's
+/// global rotation (angle-axis `θ[0..3]`) and translation (`θ[3..6]`).
+#[differentiable(wrt(theta, transforms, u))]
+pub fn point_error(
+    theta: &[f64],
+    transforms: &[f64],
+    u: &[f64],
+    model: &Model,
+    i: usize,
+) -> [f64; 3] {
+    let c = model.correspondences[i];
+    let corners = if u.is_empty() { 1 } else { 3 };
+    // the blend of the corners' skinned rest positions (the global pose is
+    // affine, so it can follow the blend)
+    let mut p = [0.0; 3];
+    for corner in 0..corners {
+        let v = if u.is_empty() {
+            c
+        } else {
+            model.triangles[c][corner]
+        };
+        let a = if u.is_empty() {
+            1.0
+        } else if corner == 0 {
+            u[0]
+        } else if corner == 1 {
+            u[1]
+        } else {
+            1.0 - u[0] - u[1]
+        };
+        for b in 0..model.bones {
+            let w = model.weights[v * model.bones + b];
+            if w != 0.0 {
+                for r in 0..3 {
+                    let mut s = 0.0;
+                    for k in 0..4 {
+                        s += transforms[b * 12 + r * 4 + k] * model.base_positions[v * 4 + k];
+                    }
+                    p[r] += a * w * s;
+                }
+            }
+        }
+    }
+    if model.is_mirrored {
+        p[0] = -p[0];
+    }
+    // global rotation (Rodrigues), identity below a small angle
+    let norm = (theta[0] * theta[0] + theta[1] * theta[1] + theta[2] * theta[2]).sqrt();
+    let mut q = p;
+    if norm >= 1e-4 {
+        let (x, y, z) = (theta[0] / norm, theta[1] / norm, theta[2] / norm);
+        let (s, c) = (norm.sin(), norm.cos());
+        q[0] = (x * x + (1.0 - x * x) * c) * p[0]
+            + (x * y * (1.0 - c) - z * s) * p[1]
+            + (x * z * (1.0 - c) + y * s) * p[2];
+        q[1] = (x * y * (1.0 - c) + z * s) * p[0]
+            + (y * y + (1.0 - y * y) * c) * p[1]
+            + (y * z * (1.0 - c) - x * s) * p[2];
+        q[2] = (x * z * (1.0 - c) - y * s) * p[0]
+            + (z * y * (1.0 - c) + x * s) * p[1]
+            + (z * z + (1.0 - z * z) * c) * p[2];
+    }
+    [
+        model.points[i * 3] - (q[0] + theta[3]),
+        model.points[i * 3 + 1] - (q[1] + theta[4]),
+        model.points[i * 3 + 2] - (q[2] + theta[5]),
+    ]
+}
+
+impl Ht {
+    fn u(&self, i: usize) -> &[f64] {
+        if self.us.is_empty() {
+            &[]
+        } else {
+            &self.us[2 * i..2 * i + 2]
+        }
+    }
+
+    /// The `3c` errors.
+    pub fn objective(&self) -> Vec<f64> {
+        let t = bone_transforms(&self.theta, &self.model);
+        let mut err = Vec::with_capacity(3 * self.model.correspondences.len());
+        for i in 0..self.model.correspondences.len() {
+            err.extend(point_error(&self.theta, &t, self.u(i), &self.model, i));
+        }
+        err
+    }
+
+    /// The Jacobian of [`Ht::objective`], one row per error: `∂/∂u` (complicated
+    /// variant only), then `∂/∂θ`.
+    pub fn jacobian(&self) -> Vec<Vec<f64>> {
+        let nt = self.theta.len();
+        let t = bone_transforms(&self.theta, &self.model);
+        // ∂ transforms / ∂θ, one reverse sweep per transform entry
+        let mut dt = vec![0.0; t.len() * nt];
+        let mut seed = vec![0.0; t.len()];
+        for e in 0..t.len() {
+            seed[e] = 1.0;
+            let (_, g) = bone_transforms_adjoint(&self.theta, &self.model, seed.clone());
+            seed[e] = 0.0;
+            dt[e * nt..(e + 1) * nt].copy_from_slice(&g);
+        }
+        let cols = if self.us.is_empty() { 0 } else { 2 };
+        let mut rows = Vec::with_capacity(3 * self.model.correspondences.len());
+        for i in 0..self.model.correspondences.len() {
+            for j in 0..3 {
+                let mut seed = [0.0; 3];
+                seed[j] = 1.0;
+                let (_, (d_theta, d_t, d_u)) =
+                    point_error_adjoint(&self.theta, &t, self.u(i), &self.model, i, seed);
+                let mut row = Vec::with_capacity(cols + nt);
+                row.extend(d_u.iter().take(cols));
+                row.extend(d_theta);
+                // chain rule at the transforms: row += ∂err/∂T · ∂T/∂θ
+                for (e, &g) in d_t.iter().enumerate() {
+                    if g != 0.0 {
+                        for (r, d) in row[cols..].iter_mut().zip(&dt[e * nt..(e + 1) * nt]) {
+                            *r += g * d;
+                        }
+                    }
+                }
+                rows.push(row);
+            }
+        }
+        rows
+    }
+}
+
+/// Evaluates `objective` or `jacobian`.
+pub fn evaluate(function: &str, input: Value) -> Result<Evaluated, String> {
+    let ht: Ht = parse::<Input>(input.clone())?.into();
+    match function {
+        "objective" => timed(&input, ht, Ht::objective),
+        "jacobian" => timed(&input, ht, Ht::jacobian),
+        _ => Err(super::unknown("ht", function)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, fd_gradient, rand_vec};
+
+    /// A random 22-bone chain with 6 vertices and 4 observed points.
+    fn tiny(complicated: bool) -> Ht {
+        let bones = 22;
+        let near_identity = |seed| -> Vec<f64> {
+            let r = rand_vec(seed, bones * 16, 0.3);
+            (0..bones * 16)
+                .map(|e| {
+                    let (i, j) = (e % 16 / 4, e % 4);
+                    match (i, j) {
+                        (3, _) => (j == 3) as u8 as f64,
+                        _ => r[e] + (i == j) as u8 as f64,
+                    }
+                })
+                .collect()
+        };
+        let verts = 6;
+        let weights: Vec<f64> = rand_vec(3, verts * bones, 1.0)
+            .iter()
+            .map(|w| w.max(0.0))
+            .collect();
+        let mut base_positions = rand_vec(4, verts * 4, 1.0);
+        for v in 0..verts {
+            base_positions[v * 4 + 3] = 1.0;
+        }
+        let c = 4;
+        Ht {
+            theta: rand_vec(5, 26, 0.7),
+            us: if complicated {
+                rand_vec(6, 2 * c, 0.5)
+            } else {
+                Vec::new()
+            },
+            model: Model {
+                bones,
+                parents: (0..bones as i64).map(|b| b - 1).collect(),
+                base_relatives: near_identity(1),
+                inverse_base_absolutes: near_identity(2),
+                base_positions,
+                weights,
+                triangles: vec![[0, 1, 2], [3, 4, 5], [5, 0, 2]],
+                is_mirrored: complicated,
+                correspondences: if complicated {
+                    vec![0, 2, 1, 2]
+                } else {
+                    vec![0, 5, 3, 1]
+                },
+                points: rand_vec(7, 3 * c, 1.0),
+            },
+        }
+    }
+
+    #[test]
+    fn jacobian_rows_match_finite_differences() {
+        for complicated in [false, true] {
+            let ht = tiny(complicated);
+            let jac = ht.jacobian();
+            let cols = if complicated { 2 } else { 0 };
+            for (row, got) in jac.iter().enumerate() {
+                let (i, j) = (row / 3, row % 3);
+                let f_theta = |t: &[f64]| {
+                    let h = Ht {
+                        theta: t.to_vec(),
+                        us: ht.us.clone(),
+                        model: tiny(complicated).model,
+                    };
+                    h.objective()[row]
+                };
+                let mut want = Vec::new();
+                if complicated {
+                    let f_u = |u: &[f64]| {
+                        let mut us = ht.us.clone();
+                        us[2 * i..2 * i + 2].copy_from_slice(u);
+                        let h = Ht {
+                            theta: ht.theta.clone(),
+                            us,
+                            model: tiny(complicated).model,
+                        };
+                        h.objective()[row]
+                    };
+                    want.extend(fd_gradient(f_u, &ht.us[2 * i..2 * i + 2]));
+                }
+                want.extend(fd_gradient(f_theta, &ht.theta));
+                assert_eq!(got.len(), cols + 26);
+                assert_close(
+                    got,
+                    &want,
+                    &format!("complicated={complicated} point {i} coordinate {j}"),
+                );
+            }
+        }
+    }
+}
