@@ -86,6 +86,12 @@ pub struct Report {
     pub checked: usize,
     /// Gradient entries skipped: the finite difference was unstable there.
     pub skipped: usize,
+    /// Points where an `f32` twin's gradient was compared with the `f64` one.
+    pub f32_checked: usize,
+    /// Points where the `f32` twin was not compared: its value already
+    /// differs from the `f64` one by more than `1e-4` relative (the program is
+    /// ill-conditioned in `f32` there), or a finite difference was skipped.
+    pub f32_skipped: usize,
     /// Programs none of whose entries could be compared.
     pub unchecked_programs: usize,
     /// Programs with a non-scalar output (checked through `_adjoint`).
@@ -99,6 +105,8 @@ struct ProgramReport {
     points: usize,
     checked: usize,
     skipped: usize,
+    f32_checked: usize,
+    f32_skipped: usize,
     failures: Vec<String>,
 }
 
@@ -198,6 +206,52 @@ fn fd_check_step(
     })
 }
 
+/// The `f32` twin against the (already checked) `f64` program: a gradient of
+/// the right length without NaN, and, where the `f32` value agrees with the
+/// `f64` one within `1e-4` relative (so the twin takes the same branches and
+/// is not ill-conditioned) and every finite difference was stable, a gradient
+/// within `1e-2` of the `f64` one relative to the largest entry.
+fn check_f32(
+    adj32: crate::AdjointFn,
+    case: &Case,
+    ct: &[f64],
+    out: &[f64],
+    g: &[f64],
+    stable: bool,
+) -> Verdict {
+    let (o32, g32) = adj32(case, ct);
+    if o32.len() != out.len() || g32.len() != g.len() {
+        return Verdict::Fail(format!(
+            "f32 twin: output {o32:?} / gradient {g32:?} of another shape than f64's {out:?} / {g:?}"
+        ));
+    }
+    if g32.iter().any(|x| x.is_nan()) && !o32.iter().any(|x| x.is_nan()) {
+        return Verdict::Fail(format!(
+            "f32 twin: NaN in the gradient {g32:?} (f64: {g:?})"
+        ));
+    }
+    let vscale = out.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    let verr = o32
+        .iter()
+        .zip(out)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    if !stable || !(verr <= 1e-4 * vscale) {
+        return Verdict::Skip;
+    }
+    let gscale = g.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let gerr = g32
+        .iter()
+        .zip(g)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    if gerr <= 1e-2 * gscale + 1e-4 * vscale {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!(
+            "f32 twin: gradient {g32:?} differs from f64's {g:?} by {gerr:e} (largest entry {gscale:e}; values {o32:?} vs {out:?}); cotangent {ct:?}"
+        ))
+    }
+}
+
 fn check_program(p: &Program, seed: u64, points: usize) -> ProgramReport {
     let mut r = ProgramReport::default();
     for k in 0..points {
@@ -265,11 +319,25 @@ fn check_program(p: &Program, seed: u64, points: usize) -> ProgramReport {
             let o = (p.call)(&c);
             (o.len() == ct.len()).then(|| dot(&ct, &o))
         };
+        let mut all_checked = true;
         for (j, &gj) in g.iter().enumerate() {
             match fd_check(&phi, &case.v, j, gj) {
                 Verdict::Pass => r.checked += 1,
-                Verdict::Skip => r.skipped += 1,
-                Verdict::Fail(msg) => fail(&mut r, format!("{msg}; cotangent {ct:?}")),
+                Verdict::Skip => {
+                    r.skipped += 1;
+                    all_checked = false;
+                }
+                Verdict::Fail(msg) => {
+                    fail(&mut r, format!("{msg}; cotangent {ct:?}"));
+                    all_checked = false;
+                }
+            }
+        }
+        if let Some(adj32) = p.adjoint32 {
+            match check_f32(adj32, &case, &ct, &out, &g, all_checked) {
+                Verdict::Pass => r.f32_checked += 1,
+                Verdict::Skip => r.f32_skipped += 1,
+                Verdict::Fail(msg) => fail(&mut r, msg),
             }
         }
     }
@@ -316,6 +384,8 @@ pub fn run(seed: u64, programs: &'static [Program], cfg: &Config) -> Report {
                 rep.points += pr.points;
                 rep.checked += pr.checked;
                 rep.skipped += pr.skipped;
+                rep.f32_checked += pr.f32_checked;
+                rep.f32_skipped += pr.f32_skipped;
                 if pr.checked == 0 && pr.failures.is_empty() {
                     rep.unchecked_programs += 1;
                 }
@@ -355,12 +425,14 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "fuzzgen seed {seed}: {} programs ({} through _adjoint with a random cotangent), {} points; {} gradient entries checked against finite differences, {} skipped (finite difference unstable: kink, branch boundary or ill-conditioned), {} programs with no entry checked; {} failures",
+            "fuzzgen seed {seed}: {} programs ({} through _adjoint with a random cotangent), {} points; {} gradient entries checked against finite differences, {} skipped (finite difference unstable: kink, branch boundary or ill-conditioned); f32 twins: {} points compared with f64, {} skipped (ill-conditioned in f32); {} programs with no entry checked; {} failures",
             self.programs,
             self.adjoint_programs,
             self.points,
             self.checked,
             self.skipped,
+            self.f32_checked,
+            self.f32_skipped,
             self.unchecked_programs,
             self.failures.len()
         );
@@ -417,6 +489,7 @@ mod tests {
             call,
             adjoint,
             grad: Some(grad),
+            adjoint32: None,
         }
     }
 

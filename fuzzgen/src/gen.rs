@@ -2352,6 +2352,115 @@ pub fn wrappers(p: &Program) -> String {
     s
 }
 
+/// Whether program `index` also gets an `f32` twin (one in four).
+pub fn has_f32_twin(index: usize) -> bool {
+    index % 4 == 1
+}
+
+/// The `f32` twin of a program: the same source with every `f64` written
+/// `f32`, its functions renamed `q{index}..`.
+pub fn f32_twin(p: &Program) -> String {
+    let i = p.index;
+    p.source
+        .replace(&format!("p{i}_h"), &format!("q{i}_h"))
+        .replace(&format!("p{i}("), &format!("q{i}("))
+        .replace("f64", "f32")
+}
+
+/// `q{index}_adj32(&Case, &[f64]) -> (Vec<f64>, Vec<f64>)`: the twin's
+/// `_adjoint` at the inputs rounded to `f32`, results widened to `f64`.
+pub fn wrappers_f32(p: &Program) -> String {
+    let mut unpack = String::from("    let mut o = 0;\n");
+    let mut args = Vec::new();
+    let (mut kf, mut ki, mut kb, mut kl) = (0, 0, 0, 0);
+    let mut grads = Vec::new();
+    for (j, k) in p.params.iter().enumerate() {
+        let v = format!("x{j}");
+        match k {
+            ParamKind::Scalar => {
+                let _ = writeln!(unpack, "    let {v} = c.v[o] as f32;\n    o += 1;");
+                args.push(v.clone());
+            }
+            ParamKind::NoGrad => {
+                let _ = writeln!(unpack, "    let {v} = c.nf[{kf}] as f32;");
+                kf += 1;
+                args.push(v.clone());
+            }
+            ParamKind::Slice | ParamKind::VecOwned | ParamKind::VecRef => {
+                let _ = writeln!(
+                    unpack,
+                    "    let {v}: Vec<f32> = c.v[o..o + c.lens[{kl}]].iter().map(|&t| t as f32).collect();\n    o += c.lens[{kl}];"
+                );
+                kl += 1;
+                args.push(match k {
+                    ParamKind::Slice => format!("&{v}"),
+                    ParamKind::VecOwned => format!("{v}.clone()"),
+                    _ => format!("&{v}"),
+                });
+            }
+            ParamKind::Array3 | ParamKind::ArrayRef3 => {
+                let _ = writeln!(
+                    unpack,
+                    "    let {v}: [f32; 3] = [c.v[o] as f32, c.v[o + 1] as f32, c.v[o + 2] as f32];\n    o += 3;"
+                );
+                args.push(if *k == ParamKind::Array3 {
+                    v.clone()
+                } else {
+                    format!("&{v}")
+                });
+            }
+            ParamKind::Usize => {
+                let _ = writeln!(unpack, "    let {v} = c.ni[{ki}];");
+                ki += 1;
+                args.push(v.clone());
+            }
+            ParamKind::Bool => {
+                let _ = writeln!(unpack, "    let {v} = c.nb[{kb}];");
+                kb += 1;
+                args.push(v.clone());
+            }
+        }
+        if k.active() {
+            grads.push((format!("g{j}"), *k));
+        }
+    }
+    let _ = writeln!(unpack, "    let _ = o;");
+    let i = p.index;
+    let args = args.join(", ");
+    let flat_out = match p.out {
+        OutKind::Scalar => "vec![f64::from(out)]",
+        OutKind::Array2 => "out.iter().map(|&t| f64::from(t)).collect()",
+        OutKind::Tuple2 => "vec![f64::from(out.0), f64::from(out.1)]",
+        OutKind::Vec => "out.iter().map(|&t| f64::from(t)).collect()",
+    };
+    let ct = match p.out {
+        OutKind::Scalar => "ct[0] as f32",
+        OutKind::Array2 => "[ct[0] as f32, ct[1] as f32]",
+        OutKind::Tuple2 => "(ct[0] as f32, ct[1] as f32)",
+        OutKind::Vec => "ct.iter().map(|&t| t as f32).collect()",
+    };
+    let names: Vec<&str> = grads.iter().map(|(n, _)| n.as_str()).collect();
+    let destructure = if names.len() == 1 {
+        format!("let {} = g;", names[0])
+    } else {
+        format!("let ({}) = g;", names.join(", "))
+    };
+    let mut flatten = String::from("    let mut grad: Vec<f64> = Vec::new();\n");
+    for (n, k) in &grads {
+        if *k == ParamKind::Scalar {
+            let _ = writeln!(flatten, "    grad.push(f64::from({n}));");
+        } else {
+            let _ = writeln!(
+                flatten,
+                "    grad.extend({n}.iter().map(|&t| f64::from(t)));"
+            );
+        }
+    }
+    format!(
+        "fn q{i}_adj32(c: &Case, ct: &[f64]) -> (Vec<f64>, Vec<f64>) {{\n{unpack}    let (out, g) = q{i}_adjoint({args}, {ct});\n    {destructure}\n{flatten}    ({flat_out}, grad)\n}}\n"
+    )
+}
+
 /// The whole generated file for a batch: programs, wrappers and the table
 /// `PROGRAMS: &[Program]` the checker walks.
 pub fn batch(seed: u64, n: usize, hunt: bool) -> String {
@@ -2365,6 +2474,10 @@ pub fn batch(seed: u64, n: usize, hunt: bool) -> String {
         let _ = writeln!(s, "// ---- program {}", p.index);
         s.push_str(&p.source);
         s.push_str(&wrappers(p));
+        if has_f32_twin(p.index) {
+            s.push_str(&f32_twin(p));
+            s.push_str(&wrappers_f32(p));
+        }
         s.push('\n');
     }
     let _ = writeln!(s, "pub static SEED: u64 = {seed};");
@@ -2381,9 +2494,14 @@ pub fn batch(seed: u64, n: usize, hunt: bool) -> String {
         } else {
             "None".into()
         };
+        let adj32 = if has_f32_twin(p.index) {
+            format!("Some(q{}_adj32)", p.index)
+        } else {
+            "None".into()
+        };
         let _ = writeln!(
             s,
-            "    Program {{ index: {}, name: \"{}\", source: r#\"{}\"#, params: &[{}], call: {n}_call, adjoint: {n}_adj, grad: {grd} }},",
+            "    Program {{ index: {}, name: \"{}\", source: r#\"{}\"#, params: &[{}], call: {n}_call, adjoint: {n}_adj, grad: {grd}, adjoint32: {adj32} }},",
             p.index,
             p.name,
             p.source,

@@ -99,4 +99,7 @@ pub struct Program {
     pub adjoint: AdjointFn,
     /// `_grad`, for scalar outputs: (value, flattened gradient).
     pub grad: Option<GradFn>,
+    /// `_adjoint` of the program's `f32` twin (every `f64` written `f32`), at
+    /// the inputs rounded to `f32`, for one program in four.
+    pub adjoint32: Option<AdjointFn>,
 }
