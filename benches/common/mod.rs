@@ -9,7 +9,7 @@
 //! by `revad`): each operation pushes (parents, partials) onto a `Vec`, and
 //! `derivatives()` walks it back once. `reverse` (0.2.2) has the same design but
 //! no release since 2021-08; `echidna` (Adept-style thread-local tape) needs
-//! Rust 1.93 and is a few months old; `ad_trait` pulls in bevy and nalgebra by
+//! Rust 1.93 and first appeared in 2026-02; `ad_trait` pulls in bevy and nalgebra by
 //! default. The tape is reused across iterations (`WengertList::clear`), the
 //! most favourable way to use it.
 
