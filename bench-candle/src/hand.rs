@@ -184,7 +184,17 @@ impl Mlp {
             }
         }
         // logits = h · w2 + b2                        [n, hd] · [hd, c]
-        unsafe { mm(w, n, hd, c, row(&self.h, hd), row(&self.w2.w, c), &mut self.logits) };
+        unsafe {
+            mm(
+                w,
+                n,
+                hd,
+                c,
+                row(&self.h, hd),
+                row(&self.w2.w, c),
+                &mut self.logits,
+            )
+        };
         // loss = mean(logsumexp - logit[label]); dlogits = (softmax - onehot) / n
         let mut loss = 0.0f32;
         let inv_n = 1.0 / n as f32;
@@ -211,10 +221,30 @@ impl Mlp {
             dr[label] -= inv_n;
         }
         // dw2 = hᵀ · dlogits                          [hd, n] · [n, c]
-        unsafe { mm(w, hd, n, c, col(&self.h, hd), row(&self.dlogits, c), &mut self.w2.g) };
+        unsafe {
+            mm(
+                w,
+                hd,
+                n,
+                c,
+                col(&self.h, hd),
+                row(&self.dlogits, c),
+                &mut self.w2.g,
+            )
+        };
         col_sums(&self.dlogits, c, &mut self.b2.g);
         // dh = (dlogits · w2ᵀ) ⊙ (h > 0)              [n, c] · [c, hd]
-        unsafe { mm(w, n, c, hd, row(&self.dlogits, c), col(&self.w2.w, c), &mut self.dh) };
+        unsafe {
+            mm(
+                w,
+                n,
+                c,
+                hd,
+                row(&self.dlogits, c),
+                col(&self.w2.w, c),
+                &mut self.dh,
+            )
+        };
         for (dh, &h) in self.dh.iter_mut().zip(&self.h) {
             if h <= 0.0 {
                 *dh = 0.0;

@@ -12,7 +12,10 @@ fn assert_close(what: &str, a: &[Vec<f32>], b: &[Vec<f32>], rtol: f32, atol: f32
         assert_eq!(a.len(), b.len(), "{what}[{i}]: length");
         let mut worst = (0.0f32, 0usize);
         for (j, (&x, &y)) in a.iter().zip(b).enumerate() {
-            assert!(x.is_finite() && y.is_finite(), "{what}[{i}][{j}]: {x} vs {y}");
+            assert!(
+                x.is_finite() && y.is_finite(),
+                "{what}[{i}][{j}]: {x} vs {y}"
+            );
             let excess = (x - y).abs() - rtol * x.abs().max(y.abs());
             if excess > worst.0 {
                 worst = (excess, j);
@@ -31,7 +34,10 @@ fn assert_close(what: &str, a: &[Vec<f32>], b: &[Vec<f32>], rtol: f32, atol: f32
 
 #[track_caller]
 fn assert_loss(what: &str, a: f32, b: f32) {
-    assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{what}: loss {a} vs {b}");
+    assert!(
+        (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+        "{what}: loss {a} vs {b}"
+    );
 }
 
 /// Gradients: float sums in another order differ by a few ulps of the terms.
@@ -57,7 +63,13 @@ fn mlp_first_step() {
     let mut candle = taped::Mlp::from(&model, LR);
     let (closs, cg) = candle.loss_grad(&xc, &lc).unwrap();
     assert_loss("candle", loss, closs);
-    assert_close("candle grad", &ours_g, &taped::grads(&candle.vars, &cg), G_RTOL, G_ATOL);
+    assert_close(
+        "candle grad",
+        &ours_g,
+        &taped::grads(&candle.vars, &cg),
+        G_RTOL,
+        G_ATOL,
+    );
     // Sanity: the loss of a fresh 10-class model is near ln 10.
     assert!((1.0..4.0).contains(&loss), "loss {loss}");
 
@@ -65,7 +77,13 @@ fn mlp_first_step() {
         let mut h = hand::Mlp::from(&model, which, LR);
         let hl = h.loss_grad(&xv, &labels);
         assert_loss(&format!("hand {which:?}"), loss, hl);
-        assert_close(&format!("hand {which:?} grad"), &ours_g, &h.grads(), G_RTOL, G_ATOL);
+        assert_close(
+            &format!("hand {which:?} grad"),
+            &ours_g,
+            &h.grads(),
+            G_RTOL,
+            G_ATOL,
+        );
     }
 
     // One Adam step each.
@@ -75,28 +93,48 @@ fn mlp_first_step() {
     assert_eq!(l1, loss);
     let cl1 = candle.step(&xc, &lc).unwrap();
     assert_loss("candle step", l1, cl1);
-    assert_close("candle weights", &m.weights(), &candle.weights(), 0.0, W_ATOL);
+    assert_close(
+        "candle weights",
+        &m.weights(),
+        &candle.weights(),
+        0.0,
+        W_ATOL,
+    );
     for which in [hand::Gemm::Gemm, hand::Gemm::MatrixMultiply] {
         let mut h = hand::Mlp::from(&model, which, LR);
         h.step(&xv, &labels);
-        assert_close(&format!("hand {which:?} weights"), &m.weights(), &h.weights(), 0.0, W_ATOL);
+        assert_close(
+            &format!("hand {which:?} weights"),
+            &m.weights(),
+            &h.weights(),
+            0.0,
+            W_ATOL,
+        );
     }
     // Adam's first step moves every weight with a gradient by about lr.
-    let moved = m
-        .w1
-        .to_vec()
-        .iter()
-        .zip(model.w1.to_vec())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(moved > 0.9 * LR as f32 && moved < 1.1 * LR as f32, "moved {moved}");
+    let moved =
+        m.w1.to_vec()
+            .iter()
+            .zip(model.w1.to_vec())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+    assert!(
+        moved > 0.9 * LR as f32 && moved < 1.1 * LR as f32,
+        "moved {moved}"
+    );
 
     // A second step agrees too (Adam's state carried).
     let l2 = ours::mlp_step(&mut m, &mut opt, &x, &labels);
     let cl2 = candle.step(&xc, &lc).unwrap();
     assert_loss("candle second step", l2, cl2);
     assert!(l2 < l1, "the loss went down: {l1} -> {l2}");
-    assert_close("candle weights, 2 steps", &m.weights(), &candle.weights(), 0.0, 2.0 * W_ATOL);
+    assert_close(
+        "candle weights, 2 steps",
+        &m.weights(),
+        &candle.weights(),
+        0.0,
+        2.0 * W_ATOL,
+    );
     assert_eq!(opt.steps(), 2);
 }
 
@@ -141,7 +179,10 @@ fn cnn_first_step() {
         for j in 0..ours_w[i].len() {
             let (a, b, g) = (ours_w[i][j], candle_w[i][j], gs[i][j]);
             if g == 0.0 || g.abs() >= 1e-6 {
-                assert!((a - b).abs() <= W_ATOL, "candle weights[{i}][{j}]: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= W_ATOL,
+                    "candle weights[{i}][{j}]: {a} vs {b}"
+                );
             } else {
                 eps_bound += 1;
                 let (da, db) = (a - start[i][j], b - start[i][j]);
@@ -153,5 +194,8 @@ fn cnn_first_step() {
         }
     }
     let total: usize = ours_w.iter().map(Vec::len).sum();
-    assert!(eps_bound * 100 < total, "{eps_bound} of {total} weights have 0 < |g| < 1e-6");
+    assert!(
+        eps_bound * 100 < total,
+        "{eps_bound} of {total} weights have 0 < |g| < 1e-6"
+    );
 }
