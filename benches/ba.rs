@@ -105,17 +105,28 @@ fn reproj_g<T: Real>(cam: &[T; 11], x: &[T; 3], w: T, feat: &[f64; 2]) -> (T, T)
 type Vjp = ((f64, f64), ([f64; 11], [f64; 3], f64));
 
 /// Hand-written vector-Jacobian product of `reproj` with cotangent `(gu, gv)`.
-fn reproj_vjp_manual(cam: &[f64; 11], x: &[f64; 3], w: f64, feat: &[f64; 2], (gu, gv): (f64, f64)) -> Vjp {
+fn reproj_vjp_manual(
+    cam: &[f64; 11],
+    x: &[f64; 3],
+    w: f64,
+    feat: &[f64; 2],
+    (gu, gv): (f64, f64),
+) -> Vjp {
     let r = [cam[0], cam[1], cam[2]];
     let p = [x[0] - cam[3], x[1] - cam[4], x[2] - cam[5]];
     let sqtheta = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
     let cross = |a: [f64; 3], b: [f64; 3]| {
-        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
     };
     let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
     // forward, keeping what the reverse sweep reads
     let rot;
-    let (mut theta, mut c, mut s, mut wv, mut wxp, mut tmp, mut wp) = (0.0, 0.0, 0.0, [0.0; 3], [0.0; 3], 0.0, 0.0);
+    let (mut theta, mut c, mut s, mut wv, mut wxp, mut tmp, mut wp) =
+        (0.0, 0.0, 0.0, [0.0; 3], [0.0; 3], 0.0, 0.0);
     if sqtheta != 0.0 {
         theta = sqtheta.sqrt();
         (s, c) = theta.sin_cos();
@@ -287,16 +298,33 @@ fn check(o: &Obs, list: &WengertList<f64>, what: &str) {
     let hand = rows(&ha, &hb);
     for r in 0..2 {
         assert_close(&hand[r], &ours[r], 1e-12, &format!("{what} hand row {r}"));
-        assert_close(&jac_easy_ml(list, o).1[r], &ours[r], 1e-12, &format!("{what} easy-ml row {r}"));
-        assert_close(&jac_dual(o).1[r], &ours[r], 1e-12, &format!("{what} num-dual row {r}"));
-        assert_close(&jac_fd(o).1[r], &ours[r], 1e-6, &format!("{what} fd row {r}"));
+        assert_close(
+            &jac_easy_ml(list, o).1[r],
+            &ours[r],
+            1e-12,
+            &format!("{what} easy-ml row {r}"),
+        );
+        assert_close(
+            &jac_dual(o).1[r],
+            &ours[r],
+            1e-12,
+            &format!("{what} num-dual row {r}"),
+        );
+        assert_close(
+            &jac_fd(o).1[r],
+            &ours[r],
+            1e-6,
+            &format!("{what} fd row {r}"),
+        );
     }
 }
 
 fn bench_ba(c: &mut Criterion) {
     // ADBench-like values: a small rotation, the point in front of the camera
     let o = Obs {
-        cam: [0.12, -0.05, 0.03, 0.3, -0.2, -5.0, 800.0, 0.01, -0.02, 1e-2, -2e-3],
+        cam: [
+            0.12, -0.05, 0.03, 0.3, -0.2, -5.0, 800.0, 0.01, -0.02, 1e-2, -2e-3,
+        ],
         x: [0.4, 0.25, 1.2],
         w: 0.9,
         feat: [50.0, 30.0],
@@ -304,7 +332,12 @@ fn bench_ba(c: &mut Criterion) {
     let list = tape();
     check(&o, &list, "ba");
     // the branch without rotation too
-    let mut o0 = Obs { cam: o.cam, x: o.x, w: o.w, feat: o.feat };
+    let mut o0 = Obs {
+        cam: o.cam,
+        x: o.x,
+        w: o.w,
+        feat: o.feat,
+    };
     o0.cam[..3].copy_from_slice(&[0.0; 3]);
     check(&o0, &list, "ba (no rotation)");
 
@@ -317,7 +350,9 @@ fn bench_ba(c: &mut Criterion) {
     });
     g.bench_function("tapeless", |bch| bch.iter(|| jac_tapeless(black_box(&o))));
     g.bench_function("hand-written", |bch| bch.iter(|| jac_manual(black_box(&o))));
-    g.bench_function("easy-ml", |bch| bch.iter(|| jac_easy_ml(&list, black_box(&o))));
+    g.bench_function("easy-ml", |bch| {
+        bch.iter(|| jac_easy_ml(&list, black_box(&o)))
+    });
     g.bench_function("num-dual", |bch| bch.iter(|| jac_dual(black_box(&o))));
     g.bench_function("central-fd", |bch| bch.iter(|| jac_fd(black_box(&o))));
     g.finish();

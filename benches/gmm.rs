@@ -138,7 +138,15 @@ fn gmm(alpha: &[f64], means: &[f64], q: &[f64], l: &[f64], x: &[f64], gamma: f64
 }
 
 /// `gmm` for the taped numbers.
-fn gmm_g<T: Real>(alpha: &[T], means: &[T], q: &[T], l: &[T], x: &[f64], gamma: f64, m: usize) -> T {
+fn gmm_g<T: Real>(
+    alpha: &[T],
+    means: &[T],
+    q: &[T],
+    l: &[T],
+    x: &[f64],
+    gamma: f64,
+    m: usize,
+) -> T {
     let k = alpha.len();
     let d = means.len() / k;
     let n = x.len() / d;
@@ -222,7 +230,15 @@ type Grads = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
 /// component are kept in small buffers, then the point's adjoint is
 /// accumulated at once (no storage across points); exp(q) is chained in at
 /// the end.
-fn gmm_grad_manual(alpha: &[f64], means: &[f64], q: &[f64], l: &[f64], x: &[f64], gamma: f64, m: usize) -> (f64, Grads) {
+fn gmm_grad_manual(
+    alpha: &[f64],
+    means: &[f64],
+    q: &[f64],
+    l: &[f64],
+    x: &[f64],
+    gamma: f64,
+    m: usize,
+) -> (f64, Grads) {
     let k = alpha.len();
     let d = means.len() / k;
     let n = x.len() / d;
@@ -351,13 +367,20 @@ fn gmm_easy_ml(list: &WengertList<f64>, p: &Params) -> (f64, Grads) {
     let y = gmm_g(&alpha, &means, &q, &l, &p.x, p.gamma, p.m);
     let d = y.derivatives();
     let grads = |v: &[Rec]| -> Vec<f64> { v.iter().map(|r| d[r]).collect() };
-    (y.number, (grads(&alpha), grads(&means), grads(&q), grads(&l)))
+    (
+        y.number,
+        (grads(&alpha), grads(&means), grads(&q), grads(&l)),
+    )
 }
 
 fn gmm_fd(p: &Params) -> (f64, Grads) {
     let (k, d) = (p.alpha.len(), p.d);
     let l_sz = d * (d - 1) / 2;
-    let mut all: Vec<f64> = [&p.alpha, &p.means, &p.q, &p.l].into_iter().flatten().copied().collect();
+    let mut all: Vec<f64> = [&p.alpha, &p.means, &p.q, &p.l]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
     let mut g = vec![0.0; all.len()];
     let (a, b, c) = (k, k + k * d, k + 2 * k * d);
     fd_grad(
@@ -367,7 +390,15 @@ fn gmm_fd(p: &Params) -> (f64, Grads) {
     );
     let _ = l_sz;
     let value = gmm(&p.alpha, &p.means, &p.q, &p.l, &p.x, p.gamma, p.m);
-    (value, (g[..a].to_vec(), g[a..b].to_vec(), g[b..c].to_vec(), g[c..].to_vec()))
+    (
+        value,
+        (
+            g[..a].to_vec(),
+            g[a..b].to_vec(),
+            g[b..c].to_vec(),
+            g[c..].to_vec(),
+        ),
+    )
 }
 
 struct Params {
@@ -382,7 +413,11 @@ struct Params {
 }
 
 fn flat(g: &Grads) -> Vec<f64> {
-    [&g.0, &g.1, &g.2, &g.3].into_iter().flatten().copied().collect()
+    [&g.0, &g.1, &g.2, &g.3]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect()
 }
 
 fn bench_gmm(c: &mut Criterion) {
@@ -392,7 +427,10 @@ fn bench_gmm(c: &mut Criterion) {
         alpha: rand_vec(1, k),
         means: rand_vec(2, k * d),
         q: rand_vec(3, k * d).iter().map(|v| 0.3 * v).collect(),
-        l: rand_vec(4, k * d * (d - 1) / 2).iter().map(|v| 0.3 * v).collect(),
+        l: rand_vec(4, k * d * (d - 1) / 2)
+            .iter()
+            .map(|v| 0.3 * v)
+            .collect(),
         x: rand_vec(5, n * d).iter().map(|v| 1.5 * v).collect(),
         gamma: 1.0,
         m: 0,
@@ -420,7 +458,9 @@ fn bench_gmm(c: &mut Criterion) {
     g.bench_function("tapeless", |bch| bch.iter(|| run(black_box(&p))));
     g.bench_function("hand-written", |bch| bch.iter(|| hand(black_box(&p))));
     g.sample_size(20);
-    g.bench_function("easy-ml", |bch| bch.iter(|| gmm_easy_ml(&list, black_box(&p))));
+    g.bench_function("easy-ml", |bch| {
+        bch.iter(|| gmm_easy_ml(&list, black_box(&p)))
+    });
     g.sample_size(10);
     g.bench_function("central-fd", |bch| bch.iter(|| gmm_fd(black_box(&p))));
     g.finish();

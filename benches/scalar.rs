@@ -77,7 +77,13 @@ fn rnn_grad_manual(w: f64, u: f64, b: f64, x: &[f64]) -> (f64, (f64, f64, f64, V
     (h * h, (dw, du, db, dx))
 }
 
-fn rnn_easy_ml(list: &easy_ml::differentiation::WengertList<f64>, w: f64, u: f64, b: f64, x: &[f64]) -> (f64, (f64, f64, f64, Vec<f64>)) {
+fn rnn_easy_ml(
+    list: &easy_ml::differentiation::WengertList<f64>,
+    w: f64,
+    u: f64,
+    b: f64,
+    x: &[f64],
+) -> (f64, (f64, f64, f64, Vec<f64>)) {
     list.clear();
     let (w, u, b) = (
         Record::variable(w, list),
@@ -111,8 +117,18 @@ fn bench_rnn(c: &mut Criterion) {
         assert!((v - v2).abs() < 1e-12);
         [a, b, c].into_iter().chain(d).collect::<Vec<f64>>()
     };
-    assert_close(&flat(rnn_grad_manual(w, u, b, &x)), &ours, 1e-12, "rnn hand");
-    assert_close(&flat(rnn_easy_ml(&list, w, u, b, &x)), &ours, 1e-12, "rnn easy-ml");
+    assert_close(
+        &flat(rnn_grad_manual(w, u, b, &x)),
+        &ours,
+        1e-12,
+        "rnn hand",
+    );
+    assert_close(
+        &flat(rnn_easy_ml(&list, w, u, b, &x)),
+        &ours,
+        1e-12,
+        "rnn easy-ml",
+    );
     assert_close(&rnn_fd(w, u, b, &x).1, &ours, 1e-6, "rnn fd");
 
     let mut g = c.benchmark_group("rnn_1000");
@@ -270,14 +286,16 @@ fn mgh(x1: f64, x2: f64, x3: f64, x4: f64) -> f64 {
     let s2 = x3 - x2 * x2;
     let r3 = 1.0 - x3;
     let s3 = x4 - x3 * x3;
-    let rosen =
-        r1 * r1 + 100.0 * s1 * s1 + r2 * r2 + 100.0 * s2 * s2 + r3 * r3 + 100.0 * s3 * s3;
+    let rosen = r1 * r1 + 100.0 * s1 * s1 + r2 * r2 + 100.0 * s2 * s2 + r3 * r3 + 100.0 * s3 * s3;
     // Wood (Colville)
     let w1 = x1 * x1 - x2;
     let w2 = x3 * x3 - x4;
     let a2 = x2 - 1.0;
     let a4 = x4 - 1.0;
-    let wood = 100.0 * w1 * w1 + r1 * r1 + r3 * r3 + 90.0 * w2 * w2
+    let wood = 100.0 * w1 * w1
+        + r1 * r1
+        + r3 * r3
+        + 90.0 * w2 * w2
         + 10.1 * (a2 * a2 + a4 * a4)
         + 19.8 * a2 * a4;
     // Powell singular
@@ -308,13 +326,16 @@ fn mgh_g<T: Real>(x1: T, x2: T, x3: T, x4: T) -> T {
     let s2 = x3 - x2 * x2;
     let r3 = c(1.0) - x3;
     let s3 = x4 - x3 * x3;
-    let rosen = r1 * r1 + c(100.0) * s1 * s1 + r2 * r2 + c(100.0) * s2 * s2 + r3 * r3
-        + c(100.0) * s3 * s3;
+    let rosen =
+        r1 * r1 + c(100.0) * s1 * s1 + r2 * r2 + c(100.0) * s2 * s2 + r3 * r3 + c(100.0) * s3 * s3;
     let w1 = x1 * x1 - x2;
     let w2 = x3 * x3 - x4;
     let a2 = x2 - 1.0;
     let a4 = x4 - 1.0;
-    let wood = c(100.0) * w1 * w1 + r1 * r1 + r3 * r3 + c(90.0) * w2 * w2
+    let wood = c(100.0) * w1 * w1
+        + r1 * r1
+        + r3 * r3
+        + c(90.0) * w2 * w2
         + c(10.1) * (a2 * a2 + a4 * a4)
         + c(19.8) * a2 * a4;
     let p1 = x1 + c(10.0) * x2;
@@ -345,7 +366,10 @@ fn mgh_grad_manual(x1: f64, x2: f64, x3: f64, x4: f64) -> (f64, (f64, f64, f64, 
     let mut g4 = 200.0 * s3;
 
     let (w1, w2, a2, a4) = (x1 * x1 - x2, x3 * x3 - x4, x2 - 1.0, x4 - 1.0);
-    let wood = 100.0 * w1 * w1 + r1 * r1 + r3 * r3 + 90.0 * w2 * w2
+    let wood = 100.0 * w1 * w1
+        + r1 * r1
+        + r3 * r3
+        + 90.0 * w2 * w2
         + 10.1 * (a2 * a2 + a4 * a4)
         + 19.8 * a2 * a4;
     g1 += 400.0 * x1 * w1 - 2.0 * r1;
@@ -582,9 +606,16 @@ fn bench_two_param<G: Generic>(
 fn bench_lsq_logistic(c: &mut Criterion) {
     let x: Vec<f64> = rand_vec(1, 1000).iter().map(|v| 3.0 * v).collect();
     let noise = rand_vec(2, 1000);
-    let y: Vec<f64> = x.iter().zip(&noise).map(|(x, e)| 0.8 * x - 0.2 + 0.3 * e).collect();
+    let y: Vec<f64> = x
+        .iter()
+        .zip(&noise)
+        .map(|(x, e)| 0.8 * x - 0.2 + 0.3 * e)
+        .collect();
     bench_two_param::<Lsq>(c, "lsq_1000", lsq, lsq_grad, lsq_grad_manual, &x, &y);
-    let labels: Vec<f64> = y.iter().map(|v| if *v > 0.0 { 1.0 } else { -1.0 }).collect();
+    let labels: Vec<f64> = y
+        .iter()
+        .map(|v| if *v > 0.0 { 1.0 } else { -1.0 })
+        .collect();
     bench_two_param::<Logistic>(
         c,
         "logistic_1000",
@@ -596,5 +627,11 @@ fn bench_lsq_logistic(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench_rnn, bench_chain, bench_mgh, bench_lsq_logistic);
+criterion_group!(
+    benches,
+    bench_rnn,
+    bench_chain,
+    bench_mgh,
+    bench_lsq_logistic
+);
 criterion_main!(benches);
