@@ -3,8 +3,8 @@
 //!
 //! `TAPELESS_FUZZ_SEED` picks the batch (default: days since 1970-01-01 UTC,
 //! so a fresh CI build checks a new batch every day) and `TAPELESS_FUZZ_N` its
-//! size (default 300); `TAPELESS_FUZZ_HUNT=1` also writes the constructs
-//! listed in `gen::KNOWN_BUGS`.
+//! size (default 300); `TAPELESS_FUZZ_HUNT=1` also writes the constructs of
+//! `gen::KNOWN_BUGS` (open bugs).
 
 #[allow(dead_code)]
 #[path = "src/gen.rs"]

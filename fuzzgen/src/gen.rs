@@ -164,49 +164,6 @@ fn ann(code: &str) -> &'static str {
     }
 }
 
-/// Whether `code` is one index read `name[..]`.
-fn is_index_read(code: &str) -> bool {
-    let Some(open) = code.find('[') else {
-        return false;
-    };
-    if open == 0
-        || !code[..open]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return false;
-    }
-    let mut depth = 0;
-    for (i, c) in code.char_indices().skip(open) {
-        match c {
-            '[' => depth += 1,
-            ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return i == code.len() - 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
-}
-
-/// `(*name)`: a dereferenced loop variable.
-fn deref_name(code: &str) -> Option<&str> {
-    let inner = code.strip_prefix("(*")?.strip_suffix(')')?;
-    inner
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        .then_some(inner)
-}
-
-/// The identifiers in `code`.
-fn idents(code: &str) -> impl Iterator<Item = &str> {
-    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|t| t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
-}
-
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -229,8 +186,6 @@ struct Scal {
     mutable: bool,
     /// Loop depth where it was declared.
     depth: usize,
-    /// Definitely depends on an active input (an under-approximation).
-    varied: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -252,8 +207,6 @@ struct Arr {
     depth: usize,
     /// Borrowed by an enclosing `for` over it: no writes.
     frozen: bool,
-    /// Definitely holds values that depend on an active input.
-    varied: bool,
     /// A `[f64; N]` or `Vec<f64>` local or parameter that can be passed as `&name`.
     local: bool,
     /// For a local `Vec`: a variable holding its length, for indices of writes
@@ -298,7 +251,7 @@ struct Mark {
 
 struct Gen<'r> {
     rng: &'r mut Rng,
-    /// Also write constructs that hit open bugs (see [`KNOWN_BUGS`]).
+    /// Also write the constructs of [`KNOWN_BUGS`].
     hunt: bool,
     scal: Vec<Scal>,
     arrs: Vec<Arr>,
@@ -427,7 +380,7 @@ impl<'r> Gen<'r> {
                 match self.rng.below(6) {
                     0 => "0".to_string(),
                     1 => format!("{len} - 1"),
-                    2 if self.hunt && self.scalar_for_index() => {
+                    2 if self.scalar_for_index() => {
                         let vis = self.visible_scalars();
                         let s = self.scal[*self.rng.pick(&vis)].clone();
                         let r = if s.deref {
@@ -521,10 +474,6 @@ impl<'r> Gen<'r> {
 
     /// `a.m()` or `f64::m(a)`.
     fn m1(&mut self, a: &E, m: &str) -> String {
-        if let (false, Some(v)) = (self.hunt, deref_name(&a.code)) {
-            // wip/fuzz-bugs/07: `(*e).sin()` does not compile; `e.sin()` does
-            return format!("{v}.{m}()");
-        }
         if typed(&a.code) && self.rng.chance(0.85) {
             format!("{}.{m}()", a.code)
         } else {
@@ -534,9 +483,6 @@ impl<'r> Gen<'r> {
 
     /// `a.m(args)` or `f64::m(a, args)`.
     fn m2(&mut self, a: &E, m: &str, args: &str) -> String {
-        if let (false, Some(v)) = (self.hunt, deref_name(&a.code)) {
-            return format!("{v}.{m}({args})");
-        }
         if typed(&a.code) && self.rng.chance(0.85) {
             format!("{}.{m}({args})", a.code)
         } else {
@@ -1085,7 +1031,6 @@ impl<'r> Gen<'r> {
                         .arrs
                         .iter()
                         .filter(|a| a.bound <= HELPER_SLICE_BOUND)
-                        .filter(|a| self.hunt || !matches!(a.len, Len::Const(_)))
                         .cloned()
                         .collect();
                     if cands.is_empty() {
@@ -1093,9 +1038,7 @@ impl<'r> Gen<'r> {
                         args.push("&[0.5, -1.0, 1.5]".to_string());
                     } else {
                         let a = self.rng.pick(&cands).clone();
-                        if a.local || (!self.hunt && a.name == "vs") {
-                            // wip/fuzz-bugs/08: a `&Vec<f64>` parameter passed as
-                            // `vs` to a `&[f64]` parameter does not compile
+                        if a.local {
                             args.push(format!("&{}", a.name));
                         } else {
                             args.push(a.name.clone());
@@ -1231,16 +1174,13 @@ impl<'r> Gen<'r> {
             k @ (0 | 2) => {
                 let e = self.expr(3);
                 let vis = self.visible_scalars();
-                // wip/fuzz-bugs/01: shadowing by a `let` of a value `if`
-                let has_if = e.code.contains("(if ");
-                let name = if k == 2 && !vis.is_empty() && (self.hunt || !has_if) {
+                let name = if k == 2 && !vis.is_empty() {
                     self.scal[*self.rng.pick(&vis)].name.clone()
                 } else {
                     self.name("v")
                 };
                 self.line(format!("let {name}{} = {};", ann(&e.code), e.code));
-                let v = self.varied(&e.code);
-                self.push_scalar(name, e.b, false, 0.0, v);
+                self.push_scalar(name, e.b, false, 0.0);
             }
             1 => {
                 let e = self.expr(3);
@@ -1248,8 +1188,7 @@ impl<'r> Gen<'r> {
                 self.line(format!("let mut {name}{} = {};", ann(&e.code), e.code));
                 let budget = *self.rng.pick(&[0.0, 2.0, 8.0, 20.0]);
                 let floor: f64 = *self.rng.pick(&[1.0, 2.0, 5.0]);
-                let v = self.varied(&e.code);
-                self.push_scalar(name, e.b.max(floor), true, budget, v);
+                self.push_scalar(name, e.b.max(floor), true, budget);
             }
             3 => self.assign(),
             4 => self.compound(),
@@ -1294,7 +1233,6 @@ impl<'r> Gen<'r> {
                     };
                     arms.push(format!("{pat} => {},", e.code));
                 }
-                let varied = self.varied(&arms.join(" "));
                 let t = if any_typed { "" } else { ": f64" };
                 self.line(format!("let {name}{t} = match {} % {} {{", v.name, k + 1));
                 self.indent += 1;
@@ -1303,7 +1241,7 @@ impl<'r> Gen<'r> {
                 }
                 self.indent -= 1;
                 self.line("};");
-                self.push_scalar(name, b, false, 0.0, varied);
+                self.push_scalar(name, b, false, 0.0);
             }
             10 => self.for_loop(depth),
             11 => self.while_loop(depth, false),
@@ -1330,14 +1268,7 @@ impl<'r> Gen<'r> {
                 let r = self.out_value();
                 self.line(format!("if {c} {{"));
                 self.indent += 1;
-                if !self.hunt && is_index_read(&r) {
-                    // wip/fuzz-bugs/06: `return xs[k]` in a branch does not compile
-                    let v = self.name("r");
-                    self.line(format!("let {v} = {r};"));
-                    self.line(format!("return {v};"));
-                } else {
-                    self.line(format!("return {r};"));
-                }
+                self.line(format!("return {r};"));
                 self.indent -= 1;
                 self.line("}");
             }
@@ -1345,21 +1276,20 @@ impl<'r> Gen<'r> {
                 let a = self.expr(2);
                 let b = self.expr(2);
                 let (n1, n2) = (self.name("v"), self.name("v"));
-                let (va, vb) = (self.varied(&a.code), self.varied(&b.code));
-                if !(self.hunt || va && vb) {
-                    // wip/fuzz-bugs/03: an unused inactive tuple element does not compile
-                    self.line(format!("let {n1}{} = {};", ann(&a.code), a.code));
-                    self.line(format!("let {n2}{} = {};", ann(&b.code), b.code));
-                } else {
+                if self.hunt {
                     let t = if typed(&a.code) && typed(&b.code) {
                         ""
                     } else {
                         ": (f64, f64)"
                     };
                     self.line(format!("let ({n1}, {n2}){t} = ({}, {});", a.code, b.code));
+                } else {
+                    // KNOWN_BUGS[0]: two `let`s instead
+                    self.line(format!("let {n1}{} = {};", ann(&a.code), a.code));
+                    self.line(format!("let {n2}{} = {};", ann(&b.code), b.code));
                 }
-                self.push_scalar(n1, a.b, false, 0.0, va);
-                self.push_scalar(n2, b.b, false, 0.0, vb);
+                self.push_scalar(n1, a.b, false, 0.0);
+                self.push_scalar(n2, b.b, false, 0.0);
             }
             _ => {
                 self.line("{");
@@ -1370,7 +1300,7 @@ impl<'r> Gen<'r> {
         }
     }
 
-    fn push_scalar(&mut self, name: String, base: f64, mutable: bool, budget: f64, varied: bool) {
+    fn push_scalar(&mut self, name: String, base: f64, mutable: bool, budget: f64) {
         self.scal.push(Scal {
             name,
             deref: false,
@@ -1380,24 +1310,7 @@ impl<'r> Gen<'r> {
             used: 0.0,
             mutable,
             depth: self.loops.len(),
-            varied,
         });
-    }
-
-    /// Whether `code` definitely depends on an active input: it names a
-    /// visible varied variable or array.
-    fn varied(&self, code: &str) -> bool {
-        // piecewise constant functions make their result constant: be safe
-        const CONSTANT: [&str; 5] = ["floor", "round", "ceil", "trunc", "signum"];
-        if CONSTANT.iter().any(|m| code.contains(m)) {
-            return false;
-        }
-        let vis = self.visible_scalars();
-        idents(code).any(|id| {
-            vis.iter()
-                .any(|&i| self.scal[i].name == id && self.scal[i].varied)
-                || self.arrs.iter().any(|a| a.name == id && a.varied)
-        })
     }
 
     fn assign(&mut self) {
@@ -1479,7 +1392,6 @@ impl<'r> Gen<'r> {
         let base = *self.rng.pick(&[1.0, 2.0, 5.0]);
         let budget = *self.rng.pick(&[0.0, 2.0, 8.0, 20.0]);
         let len;
-        let mut varied = false;
         if is_vec {
             let dyns: Vec<Arr> = self
                 .arrs
@@ -1525,7 +1437,6 @@ impl<'r> Gen<'r> {
                 for _ in 0..k {
                     let e = self.expr(2);
                     let e = self.shrink(e, base);
-                    varied |= self.varied(&e.code);
                     es.push(e.code);
                 }
                 let t = if es.iter().any(|e| typed(e)) {
@@ -1561,7 +1472,6 @@ impl<'r> Gen<'r> {
             mutable: true,
             depth: self.loops.len(),
             frozen: false,
-            varied,
             local: true,
         });
     }
@@ -1573,13 +1483,7 @@ impl<'r> Gen<'r> {
         if let (Some(v), Len::Dyn(_, m)) = (&a.len_var, &a.len) {
             a.len = Len::Dyn(v.clone(), *m);
         }
-        let mut ix = self.index(&a);
-        if !self.hunt && !ix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            // wip/fuzz-bugs/02: a computed index in a write does not compile
-            let k = self.name("k");
-            self.line(format!("let {k} = {ix};"));
-            ix = k;
-        }
+        let ix = self.index(&a);
         match self.rng.below(5) {
             0 | 1 => {
                 let e = self.expr(3);
@@ -1615,7 +1519,6 @@ impl<'r> Gen<'r> {
         self.line(format!("let {name} = if {c} {{"));
         let header = self.lines.len() - 1;
         let mut any_typed = false;
-        let mut v = false;
         let mut b: f64 = 0.0;
         for branch in 0..2 {
             if branch == 1 {
@@ -1630,7 +1533,6 @@ impl<'r> Gen<'r> {
             let e = self.expr(3);
             b = b.max(e.b);
             any_typed |= typed(&e.code);
-            v |= self.varied(&e.code);
             self.line(e.code);
             self.indent -= 1;
             self.restore(m);
@@ -1639,7 +1541,7 @@ impl<'r> Gen<'r> {
         if !any_typed {
             self.lines[header] = self.lines[header].replacen(" = if", ": f64 = if", 1);
         }
-        self.push_scalar(name, b, false, 0.0, v);
+        self.push_scalar(name, b, false, 0.0);
     }
 
     /// A statement inside a value block: no control flow out of it.
@@ -1649,8 +1551,7 @@ impl<'r> Gen<'r> {
                 let e = self.expr(2);
                 let name = self.name("v");
                 self.line(format!("let {name}{} = {};", ann(&e.code), e.code));
-                let v = self.varied(&e.code);
-                self.push_scalar(name, e.b, false, 0.0, v);
+                self.push_scalar(name, e.b, false, 0.0);
             }
             2 if !self.writable_scalars().is_empty() => self.assign(),
             _ if !self.writable_arrays().is_empty() => self.array_write(),
@@ -1658,8 +1559,7 @@ impl<'r> Gen<'r> {
                 let e = self.expr(2);
                 let name = self.name("v");
                 self.line(format!("let {name}{} = {};", ann(&e.code), e.code));
-                let v = self.varied(&e.code);
-                self.push_scalar(name, e.b, false, 0.0, v);
+                self.push_scalar(name, e.b, false, 0.0);
             }
         }
     }
@@ -1752,9 +1652,7 @@ impl<'r> Gen<'r> {
                     .filter(|b| b.name != a.name)
                     .cloned()
                     .collect();
-                // wip/fuzz-bugs/09: a `&f64` loop variable is saved as a reference,
-                // so an array written later cannot be iterated by reference
-                let by_ref = self.rng.chance(0.25) && (self.hunt || !a.mutable);
+                let by_ref = self.rng.chance(0.25);
                 let mut deref = false;
                 match self.rng.below(4) {
                     0 => {
@@ -1784,7 +1682,6 @@ impl<'r> Gen<'r> {
                             used: 0.0,
                             mutable: false,
                             depth: self.loops.len() + 1,
-                            varied: b.varied,
                         });
                     }
                     _ if by_ref => {
@@ -1806,7 +1703,6 @@ impl<'r> Gen<'r> {
                     used: 0.0,
                     mutable: false,
                     depth: self.loops.len() + 1,
-                    varied: a.varied,
                 });
                 trips = t;
             }
@@ -1976,11 +1872,11 @@ fn helper(
     g.hunt = hunt;
     let mut params = vec![HParam::Scalar];
     let mut sig = vec!["x: f64".to_string()];
-    g.push_scalar("x".into(), INPUT_BOUND, false, 0.0, true);
+    g.push_scalar("x".into(), INPUT_BOUND, false, 0.0);
     if g.rng.chance(0.6) {
         params.push(HParam::Scalar);
         sig.push("y: f64".into());
-        g.push_scalar("y".into(), INPUT_BOUND, false, 0.0, true);
+        g.push_scalar("y".into(), INPUT_BOUND, false, 0.0);
     }
     if g.rng.chance(0.4) {
         params.push(HParam::Slice);
@@ -1995,7 +1891,6 @@ fn helper(
             mutable: false,
             depth: 0,
             frozen: false,
-            varied: true,
             len_var: None,
             local: false,
         });
@@ -2034,12 +1929,12 @@ fn helper(
 
 fn recursive_helper(rng: &mut Rng, name: &str) -> (String, Helper) {
     let mut g = Gen::new(rng, Vec::new());
-    g.push_scalar("x".into(), INPUT_BOUND, false, 0.0, true);
+    g.push_scalar("x".into(), INPUT_BOUND, false, 0.0);
     let base = g.expr(2);
     let base = g.shrink(base, 2.0);
     let arg = g.expr(2);
     let arg = g.shrink(arg, INPUT_BOUND);
-    g.push_scalar("t".into(), 2.0, false, 0.0, true);
+    g.push_scalar("t".into(), 2.0, false, 0.0);
     let comb = g.expr(2);
     let comb = g.shrink(comb, 2.0);
     let src = format!(
@@ -2056,19 +1951,11 @@ fn recursive_helper(rng: &mut Rng, name: &str) -> (String, Helper) {
     )
 }
 
-/// Constructs the generator writes only with `TAPELESS_FUZZ_HUNT=1`, because
-/// they hit bugs not fixed yet (each has a reproduction in `wip/fuzz-bugs/`):
-/// a default run stays green and keeps checking everything else.
+/// Constructs written only with `TAPELESS_FUZZ_HUNT=1` because they hit a bug
+/// not fixed yet (reproductions in `wip/fuzz-bugs/`), so that a default run
+/// stays green and keeps checking everything else. Empty when all are fixed.
 pub const KNOWN_BUGS: &[&str] = &[
-    "a data-dependent index `xs[(x.abs() * 1.7) as usize % xs.len()]` (04): rejected, `%` has no derivative rule",
-    "an array passed to a `&[f64]` parameter of a differentiable function (05): `[f64; N]: AccFrom<Vec<f64>>` missing",
-    "a shadowing `let` whose value is an `if` reading the shadowed name (01)",
-    "an index write with a computed index `w[i % 3] = ..` (02): the index is bound to a `let` first",
-    "a tuple `let` with an inactive element (03): written as two `let`s",
-    "`return xs[k]` in a branch (06): written `let r = xs[k]; return r;`",
-    "a method on a dereferenced loop variable `(*e).sin()` (07): written `e.sin()`",
-    "a `&Vec<f64>` parameter passed on to a `&[f64]` parameter (08): passed as `&vs`",
-    "`for e in w.iter()` (by reference) over a local array written later (09): `for &e in ..` instead",
+    "10: a tuple `let` with an inactive element passed to a differentiable call (tuple lets are written as two `let`s)",
 ];
 
 /// Seed salt for program streams.
@@ -2147,11 +2034,11 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
             ParamKind::Scalar => {
                 let n = scalar_names[si].to_string();
                 si += 1;
-                g.push_scalar(n.clone(), INPUT_BOUND, false, 0.0, true);
+                g.push_scalar(n.clone(), INPUT_BOUND, false, 0.0);
                 n
             }
             ParamKind::NoGrad => {
-                g.push_scalar("q".into(), INPUT_BOUND, false, 0.0, false);
+                g.push_scalar("q".into(), INPUT_BOUND, false, 0.0);
                 "q".into()
             }
             ParamKind::Slice => {
@@ -2167,7 +2054,6 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     mutable: false,
                     depth: 0,
                     frozen: false,
-                    varied: true,
                     len_var: None,
                     local: false,
                 });
@@ -2184,7 +2070,6 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     mutable: false,
                     depth: 0,
                     frozen: false,
-                    varied: true,
                     len_var: None,
                     local: *k == ParamKind::Array3,
                 });
@@ -2201,7 +2086,6 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     mutable: false,
                     depth: 0,
                     frozen: false,
-                    varied: true,
                     len_var: None,
                     local: *k == ParamKind::VecOwned,
                 });
