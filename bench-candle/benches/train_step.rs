@@ -8,6 +8,11 @@
 //! cd bench-candle && cargo bench -- --warm-up-time 2 --measurement-time 5
 //! ```
 //!
+//! `BENCH_CLOCK=cpu` times the process's CPU time instead of wall time (see
+//! `bench_candle::clock`); with `RAYON_NUM_THREADS=1 MATMUL_NUM_THREADS=1`
+//! (one thread everywhere: rayon, matrixmultiply, candle and its `gemm`)
+//! that is the step's own work on a machine shared with other jobs.
+//!
 //! Every implementation starts from the same weights (`tests/agree.rs`
 //! checks that they compute the same step). Steps are timed as a training
 //! loop runs them, one after the other on the same state, from a snapshot
@@ -21,10 +26,10 @@
 //! steps, and the step then pays the page faults of a heap the allocator
 //! just gave back to the kernel: 2-3x slower than a training loop's steps.
 
-use bench_candle::{batch, hand, ours, taped, BATCH, INPUTS, LR, SIDE};
+use bench_candle::{batch, clock, hand, ours, taped, BATCH, INPUTS, LR, SIDE};
 use criterion::{criterion_group, criterion_main, Bencher, Criterion};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tapeless::optim::Adam;
 
 /// Steps taken before the snapshot that timed steps start from.
@@ -49,10 +54,23 @@ fn steady<S>(b: &mut Bencher, fresh: impl Fn() -> S, mut step: impl FnMut(&mut S
                 since = 0;
             }
             let s = state.as_mut().expect("set above");
-            let t = Instant::now();
+            let t = clock();
             black_box(step(s));
-            total += t.elapsed();
+            total += clock() - t;
             since += 1;
+        }
+        total
+    })
+}
+
+/// Times `f` (its result dropped inside the timing) on [`clock`].
+fn each<T>(b: &mut Bencher, mut f: impl FnMut() -> T) {
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let t = clock();
+            drop(black_box(f()));
+            total += clock() - t;
         }
         total
     })
@@ -111,12 +129,12 @@ fn mlp(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("mlp_grad");
     g.bench_function("tapeless", |b| {
-        b.iter(|| model.loss_grad(black_box(&x), &labels))
+        each(b, || model.loss_grad(black_box(&x), &labels))
     });
     {
         let m = taped::Mlp::from(&model, LR);
         g.bench_function("candle", |b| {
-            b.iter(|| m.loss_grad(black_box(&xc), &lc).expect("candle grad"))
+            each(b, || m.loss_grad(black_box(&xc), &lc).expect("candle grad"))
         });
     }
     for (name, which) in [
@@ -124,7 +142,7 @@ fn mlp(c: &mut Criterion) {
         ("hand_matrixmultiply", hand::Gemm::MatrixMultiply),
     ] {
         let mut m = hand::Mlp::from(&model, which, LR);
-        g.bench_function(name, |b| b.iter(|| m.loss_grad(black_box(&xv), &labels)));
+        g.bench_function(name, |b| each(b, || m.loss_grad(black_box(&xv), &labels)));
     }
     g.finish();
 }
@@ -157,12 +175,12 @@ fn cnn(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("cnn_grad");
     g.bench_function("tapeless", |b| {
-        b.iter(|| model.loss_grad(black_box(&x), &labels))
+        each(b, || model.loss_grad(black_box(&x), &labels))
     });
     {
         let m = taped::Cnn::from(&model, LR);
         g.bench_function("candle", |b| {
-            b.iter(|| m.loss_grad(black_box(&xc), &lc).expect("candle grad"))
+            each(b, || m.loss_grad(black_box(&xc), &lc).expect("candle grad"))
         });
     }
     g.finish();

@@ -10,11 +10,10 @@
 //! Steps from a snapshot taken after 3 warm-up steps and keeps training on
 //! the same batch (a few hundred steps stay far from the subnormal regime
 //! the benches avoid, which starts after ~800 steps). Prints the median
-//! time per step.
+//! time per step: wall time, or CPU time with `BENCH_CLOCK=cpu`.
 
-use bench_candle::{batch, hand, ours, taped, BATCH, INPUTS, LR, SIDE};
+use bench_candle::{batch, clock, cpu_clock, hand, ours, taped, BATCH, INPUTS, LR, SIDE};
 use std::hint::black_box;
-use std::time::Instant;
 use tapeless::optim::Adam;
 
 fn main() {
@@ -35,9 +34,9 @@ fn main() {
     let mut times = Vec::with_capacity(steps);
     let mut time = |f: &mut dyn FnMut() -> f32| {
         for _ in 0..steps {
-            let t = Instant::now();
+            let t = clock();
             black_box(f());
-            times.push(t.elapsed().as_secs_f64());
+            times.push((clock() - t).as_secs_f64());
         }
     };
     if what.starts_with("mlp") {
@@ -129,8 +128,9 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "{what} {imp}: median {:.3} ms over {steps} steps (min {:.3} ms)",
+        "{what} {imp}: median {:.3} ms {} over {steps} steps (min {:.3} ms)",
         times[steps / 2] * 1e3,
+        if cpu_clock() { "CPU" } else { "wall" },
         times[0] * 1e3
     );
 }

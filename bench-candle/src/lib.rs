@@ -62,3 +62,31 @@ pub fn batch(seed: u64, shape: &[usize]) -> (Tensor, Vec<usize>) {
     let labels = (0..shape[0]).map(|_| rng.below(CLASSES)).collect();
     (x, labels)
 }
+
+/// Whether [`clock`] reads CPU time (`BENCH_CLOCK=cpu`) rather than wall time.
+pub fn cpu_clock() -> bool {
+    static CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| std::env::var("BENCH_CLOCK").is_ok_and(|v| v == "cpu"))
+}
+
+/// The time the benches read: wall-clock time since the first call, or with
+/// `BENCH_CLOCK=cpu` the CPU time of the whole process (all its threads,
+/// user and system, page faults included). On a machine shared with other
+/// jobs, a single-threaded step's CPU time leaves out the time it waited
+/// for a core, which wall time counts (and counts more for longer steps,
+/// which a time slice ends more often).
+pub fn clock() -> std::time::Duration {
+    if cpu_clock() {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    } else {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
