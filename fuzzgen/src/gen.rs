@@ -551,7 +551,7 @@ impl<'r> Gen<'r> {
                     c,
                 )
             }
-            2 => {
+            2 if min_lo < 1.0 => {
                 let e = self.shrink(e, hi.ln().min(-min_lo.ln()));
                 let code = self.m1(&e, "exp");
                 (
@@ -563,8 +563,8 @@ impl<'r> Gen<'r> {
                     (-e.b).exp(),
                 )
             }
-            3 if c.max(1.0) + 1.5 <= hi => {
-                let c = c.max(1.0) + 0.5;
+            3 if c.max(1.0).max(min_lo + 1.0) + 1.5 <= hi => {
+                let c = c.max(1.0).max(min_lo + 1.0) + 0.5;
                 let t = self.m1(&e, "tanh");
                 (
                     E {
@@ -688,6 +688,7 @@ impl<'r> Gen<'r> {
                     ("to_degrees", f64::NAN),
                     ("cbrt", f64::NAN),
                     ("fract", 1.0),
+                    ("acosh", f64::NAN),
                 ]);
                 match m {
                     "asinh" => {
@@ -738,6 +739,21 @@ impl<'r> Gen<'r> {
                             code,
                             b: a.b.to_degrees(),
                             typed: a.typed,
+                        }
+                    }
+                    "acosh" => {
+                        let a = self.shrink(a, 3.0);
+                        let c = *self.rng.pick(&[1.1, 1.5, 2.0]);
+                        let p = E {
+                            code: format!("({} * {} + {})", a.code, a.code, lit(c)),
+                            b: a.b * a.b + c,
+                            typed: a.typed,
+                        };
+                        let code = self.m1(&p, m);
+                        E {
+                            code,
+                            b: p.b.acosh(),
+                            typed: p.typed,
                         }
                     }
                     "cbrt" => {
@@ -812,12 +828,26 @@ impl<'r> Gen<'r> {
                     }
                     4 => {
                         let (p, lo) = self.pos(a, 0.05);
-                        let base = *self.rng.pick(&[2.0, 3.0, 0.5, 10.0]);
-                        let code = self.m2(&p, "log", &lit(base));
-                        E {
-                            code,
-                            b: lo.ln().abs().max(p.b.ln().abs()) / f64::ln(base).abs(),
-                            typed: p.typed,
+                        let ln_p = lo.ln().abs().max(p.b.ln().abs());
+                        if self.rng.chance(0.4) {
+                            // an active base, at least 2 (so |ln base| >= ln 2)
+                            let e = self.expr(d);
+                            let e = self.shrink(e, 3.0);
+                            let base = format!("({} * {} + 2.0)", e.code, e.code);
+                            let code = self.m2(&p, "log", &base);
+                            E {
+                                code,
+                                b: ln_p / 2f64.ln(),
+                                typed: true,
+                            }
+                        } else {
+                            let base = *self.rng.pick(&[2.0, 3.0, 0.5, 10.0]);
+                            let code = self.m2(&p, "log", &lit(base));
+                            E {
+                                code,
+                                b: ln_p / f64::ln(base).abs(),
+                                typed: p.typed,
+                            }
                         }
                     }
                     5 => {
@@ -879,6 +909,18 @@ impl<'r> Gen<'r> {
             7 => {
                 let a = self.expr(d);
                 let n: i32 = *self.rng.pick(&[2, 2, 3, 3, 4, -1, -2, 0, 1]);
+                let small: Vec<IntV> = self.ints.iter().filter(|v| v.max <= 6).cloned().collect();
+                if !small.is_empty() && self.rng.chance(0.25) {
+                    // an integer-variable exponent
+                    let v = self.rng.pick(&small).clone();
+                    let a = self.shrink(a, 2.0);
+                    let code = self.m2(&a, "powi", &format!("{} as i32", v.name));
+                    return E {
+                        code,
+                        b: a.b.powi(v.max as i32).max(1.0),
+                        typed: a.typed,
+                    };
+                }
                 if n < 0 {
                     let (p, lo) = self.pos(a, 0.3);
                     let code = self.m2(&p, "powi", &format!("{n}"));
@@ -916,6 +958,22 @@ impl<'r> Gen<'r> {
                             code,
                             b: a.b,
                             typed: a.typed,
+                        }
+                    }
+                    3 if self.rng.chance(0.4) => {
+                        // active bounds around a middle value: lo < hi always
+                        let m = self.expr(d);
+                        let m = self.shrink(m, 5.0);
+                        let (c1, c2) = (
+                            round3(self.rng.uniform(0.1, 2.0)),
+                            round3(self.rng.uniform(0.1, 2.0)),
+                        );
+                        let bounds = format!("{} - {}, {} + {}", m.code, lit(c1), m.code, lit(c2));
+                        let code = self.m2(&a, "clamp", &bounds);
+                        E {
+                            code,
+                            b: m.b + c1.max(c2),
+                            typed: true,
                         }
                     }
                     3 => {
@@ -1228,6 +1286,10 @@ impl<'r> Gen<'r> {
                         "_".to_string()
                     } else if j == 1 && self.rng.chance(0.4) {
                         format!("{} | {}", j, j + k)
+                    } else if j == 1 && self.rng.chance(0.4) {
+                        format!("_ if {} > {}", v.name, self.rng.below(v.max.max(1)))
+                    } else if j == 0 && self.rng.chance(0.3) {
+                        "0..=1".to_string()
                     } else {
                         format!("{j}")
                     };
@@ -1507,8 +1569,13 @@ impl<'r> Gen<'r> {
             }
             _ => {
                 let e = self.expr(2);
-                let e = self.shrink(e, 1.0);
-                self.line(format!("{}[{ix}] *= {};", a.name, e.code));
+                if self.rng.chance(0.4) {
+                    let (p, _) = self.pos(e, 1.0);
+                    self.line(format!("{}[{ix}] /= {};", a.name, p.code));
+                } else {
+                    let e = self.shrink(e, 1.0);
+                    self.line(format!("{}[{ix}] *= {};", a.name, e.code));
+                }
             }
         }
     }
