@@ -139,6 +139,19 @@ pub fn analyse(body: &mut Body, cx: &Ctxt) -> Analysis {
         walk(&body.block.stmts, &mut |s| {
             let mut targets = Vec::new();
             let is_varied = match s {
+                // `let (a, b) = (x, y)`: element by element.
+                Stmt::Let {
+                    pat: Pat::Tuple(ps),
+                    value: Some(Expr::Tuple(xs)),
+                    ..
+                } if ps.len() == xs.len() => {
+                    for (p, x) in ps.iter().zip(xs) {
+                        if atom_varied(x, &varied) {
+                            pat_vars(p, &mut targets);
+                        }
+                    }
+                    !targets.is_empty()
+                }
                 Stmt::Let {
                     pat,
                     value: Some(value),
