@@ -212,6 +212,8 @@ struct Arr {
     /// For a local `Vec`: a variable holding its length, for indices of writes
     /// (`w[i % w.len()] *= ..` does not borrow-check).
     len_var: Option<String>,
+    /// For a local 2-D array `[[f64; cols]; len]`: the row length (else 0).
+    cols: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -434,14 +436,30 @@ impl<'r> Gen<'r> {
         })
     }
 
+    /// The index part of an element of `a`: `[i]`, or `[i][j]` for a 2-D array.
+    fn place(&mut self, a: &Arr) -> String {
+        let ix = self.index(a);
+        if a.cols == 0 {
+            format!("[{ix}]")
+        } else {
+            let row = Arr {
+                len: Len::Const(a.cols),
+                cols: 0,
+                ..a.clone()
+            };
+            let jx = self.index(&row);
+            format!("[{ix}][{jx}]")
+        }
+    }
+
     fn read_elem(&mut self) -> Option<E> {
         if self.arrs.is_empty() {
             return None;
         }
         let a = self.rng.pick(&self.arrs).clone();
-        let ix = self.index(&a);
+        let ix = self.place(&a);
         Some(E {
-            code: format!("{}[{ix}]", a.name),
+            code: format!("{}{ix}", a.name),
             b: a.bound,
             typed: true,
         })
@@ -1088,7 +1106,7 @@ impl<'r> Gen<'r> {
                     let cands: Vec<Arr> = self
                         .arrs
                         .iter()
-                        .filter(|a| a.bound <= HELPER_SLICE_BOUND)
+                        .filter(|a| a.bound <= HELPER_SLICE_BOUND && a.cols == 0)
                         .cloned()
                         .collect();
                     if cands.is_empty() {
@@ -1450,11 +1468,25 @@ impl<'r> Gen<'r> {
 
     fn array_decl(&mut self) {
         let is_vec = self.rng.chance(0.4);
-        let name = self.name(if is_vec { "w" } else { "a" });
+        let is_2d = !is_vec && self.rng.chance(0.2);
+        let name = self.name(if is_vec {
+            "w"
+        } else if is_2d {
+            "m"
+        } else {
+            "a"
+        });
         let base = *self.rng.pick(&[1.0, 2.0, 5.0]);
         let budget = *self.rng.pick(&[0.0, 2.0, 8.0, 20.0]);
         let len;
-        if is_vec {
+        let mut cols = 0;
+        if is_2d {
+            let (r, c) = (self.rng.range(1, 3), self.rng.range(1, 3));
+            let z = self.zero();
+            self.line(format!("let mut {name} = [[{z}; {c}]; {r}];"));
+            len = Len::Const(r);
+            cols = c;
+        } else if is_vec {
             let dyns: Vec<Arr> = self
                 .arrs
                 .iter()
@@ -1526,6 +1558,7 @@ impl<'r> Gen<'r> {
         self.arrs.push(Arr {
             name,
             len_var,
+            cols,
             len,
             bound: base + budget,
             base,
@@ -1545,12 +1578,12 @@ impl<'r> Gen<'r> {
         if let (Some(v), Len::Dyn(_, m)) = (&a.len_var, &a.len) {
             a.len = Len::Dyn(v.clone(), *m);
         }
-        let ix = self.index(&a);
+        let ix = self.place(&a);
         match self.rng.below(5) {
             0 | 1 => {
                 let e = self.expr(3);
                 let e = self.shrink(e, a.base);
-                self.line(format!("{}[{ix}] = {};", a.name, e.code));
+                self.line(format!("{}{ix} = {};", a.name, e.code));
             }
             2 | 3 => {
                 let t = self.trips_since(a.depth);
@@ -1558,23 +1591,23 @@ impl<'r> Gen<'r> {
                 if room < 0.01 {
                     let e = self.expr(2);
                     let e = self.shrink(e, 1.0);
-                    self.line(format!("{}[{ix}] *= {};", a.name, e.code));
+                    self.line(format!("{}{ix} *= {};", a.name, e.code));
                     return;
                 }
                 let e = self.expr(3);
                 let e = self.shrink(e, room);
                 self.arrs[i].used += e.b * t;
                 let op = if self.rng.chance(0.6) { "+=" } else { "-=" };
-                self.line(format!("{}[{ix}] {op} {};", a.name, e.code));
+                self.line(format!("{}{ix} {op} {};", a.name, e.code));
             }
             _ => {
                 let e = self.expr(2);
                 if self.rng.chance(0.4) {
                     let (p, _) = self.pos(e, 1.0);
-                    self.line(format!("{}[{ix}] /= {};", a.name, p.code));
+                    self.line(format!("{}{ix} /= {};", a.name, p.code));
                 } else {
                     let e = self.shrink(e, 1.0);
-                    self.line(format!("{}[{ix}] *= {};", a.name, e.code));
+                    self.line(format!("{}{ix} *= {};", a.name, e.code));
                 }
             }
         }
@@ -1652,7 +1685,7 @@ impl<'r> Gen<'r> {
         let all = self.arrs.clone();
         let mut slices = Vec::new();
         for a in all {
-            if !a.mutable || self.rng.chance(0.5) {
+            if a.cols == 0 && (!a.mutable || self.rng.chance(0.5)) {
                 slices.push(a);
             }
         }
@@ -1888,9 +1921,9 @@ impl<'r> Gen<'r> {
                         }
                     } else if !arrs.is_empty() && self.rng.chance(0.3) {
                         let a = self.rng.pick(&arrs).clone();
-                        let ix = self.index(&a);
+                        let ix = self.place(&a);
                         E {
-                            code: format!("{}[{ix}]", a.name),
+                            code: format!("{}{ix}", a.name),
                             b: a.bound,
                             typed: true,
                         }
@@ -1959,6 +1992,7 @@ fn helper(
             depth: 0,
             frozen: false,
             len_var: None,
+            cols: 0,
             local: false,
         });
     }
@@ -2078,6 +2112,17 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
             kinds.swap(i, j);
         }
     }
+    // `#[differentiable(wrt(..))]` leaving one scalar out: it is then inactive
+    let scalars: Vec<usize> = (0..kinds.len())
+        .filter(|&i| kinds[i] == ParamKind::Scalar)
+        .collect();
+    let wrt_drop = if scalars.len() >= 2 && rng.chance(0.15) {
+        let i = *rng.pick(&scalars);
+        kinds[i] = ParamKind::NoGrad;
+        Some(i)
+    } else {
+        None
+    };
     let out = *rng.pick(&[
         OutKind::Scalar,
         OutKind::Scalar,
@@ -2096,8 +2141,15 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
     let scalar_names = ["a", "b", "c", "d"];
     let slice_names = ["xs", "ys"];
     let (mut si, mut li) = (0, 0);
-    for k in &kinds {
+    let mut wrt = Vec::new();
+    for (pi, k) in kinds.iter().enumerate() {
         let name = match k {
+            ParamKind::NoGrad if wrt_drop == Some(pi) => {
+                let n = scalar_names[si].to_string();
+                si += 1;
+                g.push_scalar(n.clone(), INPUT_BOUND, false, 0.0);
+                n
+            }
             ParamKind::Scalar => {
                 let n = scalar_names[si].to_string();
                 si += 1;
@@ -2122,6 +2174,7 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     depth: 0,
                     frozen: false,
                     len_var: None,
+                    cols: 0,
                     local: false,
                 });
                 n
@@ -2138,6 +2191,7 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     depth: 0,
                     frozen: false,
                     len_var: None,
+                    cols: 0,
                     local: *k == ParamKind::Array3,
                 });
                 "arr".into()
@@ -2154,6 +2208,7 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     depth: 0,
                     frozen: false,
                     len_var: None,
+                    cols: 0,
                     local: *k == ParamKind::VecOwned,
                 });
                 "vs".into()
@@ -2170,11 +2225,14 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                 "flag".into()
             }
         };
-        let attr = if *k == ParamKind::NoGrad {
+        let attr = if *k == ParamKind::NoGrad && wrt_drop != Some(pi) {
             "#[no_grad] "
         } else {
             ""
         };
+        if k.active() {
+            wrt.push(name.clone());
+        }
         sig.push(format!("{attr}{name}: {}", k.ty()));
     }
     g.budget = g.rng.range(5, 14);
@@ -2183,7 +2241,11 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
     }
     let tail = g.tail();
     g.line(tail);
-    let _ = writeln!(source, "#[differentiable]");
+    if wrt_drop.is_some() {
+        let _ = writeln!(source, "#[differentiable(wrt({}))]", wrt.join(", "));
+    } else {
+        let _ = writeln!(source, "#[differentiable]");
+    }
     let _ = writeln!(source, "fn {prefix}({}) -> {} {{", sig.join(", "), out.ty());
     for l in &g.lines {
         let _ = writeln!(source, "{l}");
