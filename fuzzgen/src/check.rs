@@ -22,6 +22,13 @@
 //! the differences are exactly zero (the change lost below one ulp in an
 //! intermediate) and the gradient is not, steps `1e-3` and `1e-1` are tried
 //! in turn with the same rules; a function flat at all three is skipped.
+//!
+//! An `f32` twin (the same program with every `f64` written `f32`) is run at
+//! the inputs rounded to `f32`; where its value agrees with the `f64` one
+//! within `1e-4` relative and every finite difference of the point was stable,
+//! its gradient must be within `1e-2` of the `f64` gradient relative to the
+//! largest entry (plus `1e-4` of the value's scale); otherwise it is skipped
+//! and counted.
 
 use crate::{Case, Program, Rng};
 use std::fmt::Write as _;

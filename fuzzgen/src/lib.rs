@@ -2,12 +2,16 @@
 //!
 //! [`gen`] writes random functions in the language tapeless supports
 //! (expression trees over the supported `f64` math, `let`/shadowing/overwrites,
-//! branches on active and inactive conditions, `for`/`while`/`loop` with
-//! loop-carried values, `break`/`continue`/early `return`, index reads and writes
-//! into local arrays and `Vec`s, slice parameters, calls between generated
-//! functions, recursion). The build script writes a batch of them into
-//! `OUT_DIR`; `tests/programs.rs` compiles them and [`check::run`] compares
-//! every `_grad` and `_adjoint` with central finite differences.
+//! value and statement `if`/`else if`/`match` on active and inactive
+//! conditions, `for` over ranges and slices, `while`/`loop` with loop-carried
+//! values, `break`/`continue` (labelled too)/early `return`, index reads and
+//! writes into local arrays (1-D and 2-D) and `Vec`s, slice, array and `Vec`
+//! parameters, `#[no_grad]` and `wrt(..)`, calls between generated functions,
+//! recursion; scalar, array, tuple and `Vec` outputs). The build script writes a
+//! batch of them into `OUT_DIR`; `tests/programs.rs` compiles them and
+//! [`check::run`] compares every `_grad` and `_adjoint` with central finite
+//! differences, and the gradients of an `f32` twin of one program in four
+//! with the `f64` ones.
 //!
 //! * `TAPELESS_FUZZ_SEED` (build time): the batch's seed; default: the number
 //!   of days since 1970-01-01 (UTC) when the build script ran, so CI sees a new
