@@ -366,3 +366,31 @@ fn fuzz_09_by_reference_loop_variable_saved_as_a_reference() {
         assert_close(d, 2.0 * a + 4.0 * a * a * a, "by_ref_loop_written_between");
     }
 }
+
+// ---------------------------------------------------------------- 10
+
+#[differentiable]
+fn times(x: f64, y: f64) -> f64 {
+    x * y
+}
+
+#[differentiable]
+fn tuple_constant_into_call(x: f64) -> f64 {
+    let (v2, v3) = (0.3, x * 2.0);
+    times(v2, v3)
+}
+
+#[differentiable]
+fn tuple_integer_element_into_call(x: f64, m: usize) -> f64 {
+    let (v2, v3) = (0.3 * (m as f64), x * 2.0);
+    times(v2, v2) + v3
+}
+
+#[test]
+fn fuzz_10_tuple_let_inactive_element_passed_to_a_call() {
+    assert_eq!(tuple_constant_into_call_grad(1.5), (0.3 * 3.0, 0.6));
+    assert_eq!(
+        tuple_integer_element_into_call_grad(1.5, 2),
+        (0.6 * 0.6 + 3.0, 2.0)
+    );
+}
