@@ -214,6 +214,8 @@ struct Arr {
     len_var: Option<String>,
     /// For a local 2-D array `[[f64; cols]; len]`: the row length (else 0).
     cols: usize,
+    /// An array (`[f64; N]`, `&[f64; N]`), not a slice or a `Vec`.
+    is_array: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -253,9 +255,7 @@ struct Mark {
 
 struct Gen<'r> {
     rng: &'r mut Rng,
-    /// Also write the constructs of [`KNOWN_BUGS`] (read where one is avoided;
-    /// none at present).
-    #[allow(dead_code)]
+    /// Also write the constructs of [`KNOWN_BUGS`].
     hunt: bool,
     scal: Vec<Scal>,
     arrs: Vec<Arr>,
@@ -343,16 +343,22 @@ impl<'r> Gen<'r> {
     fn int_expr(&mut self) -> (String, usize) {
         if !self.ints.is_empty() && self.rng.chance(0.8) {
             let v = self.rng.pick(&self.ints).clone();
-            match self.rng.below(3) {
+            match self.rng.below(5) {
                 0 => (v.name, v.max),
                 1 => {
                     let c = self.rng.range(1, 3);
                     (format!("({} + {c})", v.name), v.max + c)
                 }
-                _ => {
+                2 => {
                     let c = self.rng.range(2, 3);
                     (format!("({} * {c})", v.name), v.max * c)
                 }
+                3 => {
+                    // bit operators: at most one more than the value
+                    let op = *self.rng.pick(&["^", "|"]);
+                    (format!("({} {op} 1)", v.name), v.max + 1)
+                }
+                _ => (format!("({} & 1)", v.name), 2),
             }
         } else {
             let c = self.rng.range(0, 4);
@@ -1472,10 +1478,65 @@ impl<'r> Gen<'r> {
         } else {
             "a"
         });
-        let base = *self.rng.pick(&[1.0, 2.0, 5.0]);
+        let base: f64 = *self.rng.pick(&[1.0, 2.0, 5.0]);
         let budget = *self.rng.pick(&[0.0, 2.0, 8.0, 20.0]);
         let len;
         let mut cols = 0;
+        let sources: Vec<Arr> = self
+            .arrs
+            .iter()
+            .filter(|a| a.cols == 0 && (is_vec || (a.local && matches!(a.len, Len::Const(_)))))
+            // KNOWN_BUGS[0]: no `.to_vec()` of an array
+            .filter(|a| self.hunt || !is_vec || !a.is_array)
+            .cloned()
+            .collect();
+        if !is_2d && !sources.is_empty() && self.rng.chance(0.25) {
+            // a copy of a parameter or local: `.to_vec()` (a Vec), `.clone()`
+            // (an array of an array, a Vec of a Vec)
+            let src = self.rng.pick(&sources).clone();
+            let base = base.max(src.bound);
+            let (code, len) = match (&src.len, src.local) {
+                (Len::Const(k), _) if !is_vec => (format!("{}.clone()", src.name), Len::Const(*k)),
+                (Len::Const(k), _) => (
+                    format!("{}.to_vec()", src.name),
+                    Len::Dyn(format!("{name}.len()"), *k),
+                ),
+                (Len::Dyn(_, m), true) if self.rng.chance(0.5) => (
+                    format!("{}.clone()", src.name),
+                    Len::Dyn(format!("{name}.len()"), *m),
+                ),
+                (Len::Dyn(_, m), _) => (
+                    format!("{}.to_vec()", src.name),
+                    Len::Dyn(format!("{name}.len()"), *m),
+                ),
+            };
+            self.line(format!("let mut {name} = {code};"));
+            let len_var = match &len {
+                Len::Dyn(..) => {
+                    let v = format!("{name}_len");
+                    self.line(format!("let {v} = {name}.len();"));
+                    Some(v)
+                }
+                Len::Const(_) => None,
+            };
+            let is_array = matches!(len, Len::Const(_));
+            self.arrs.push(Arr {
+                name,
+                len_var,
+                cols: 0,
+                is_array,
+                len,
+                bound: base + budget,
+                base,
+                budget,
+                used: 0.0,
+                mutable: true,
+                depth: self.loops.len(),
+                frozen: false,
+                local: true,
+            });
+            return;
+        }
         if is_2d {
             let (r, c) = (self.rng.range(1, 3), self.rng.range(1, 3));
             let z = self.zero();
@@ -1555,6 +1616,7 @@ impl<'r> Gen<'r> {
             name,
             len_var,
             cols,
+            is_array: !is_vec,
             len,
             bound: base + budget,
             base,
@@ -1695,6 +1757,9 @@ impl<'r> Gen<'r> {
             0 => {
                 let k = self.rng.range(1, 5);
                 let (range, t, max) = match self.rng.below(5) {
+                    0 if self.rng.chance(0.3) => {
+                        (format!("(0..={k}).rev().step_by(2)"), k / 2 + 1, k + 1)
+                    }
                     0 => (format!("(0..{k}).rev()"), k, k),
                     1 => {
                         let s = self.rng.range(2, 3);
@@ -1764,9 +1829,14 @@ impl<'r> Gen<'r> {
                     1 if !others.is_empty() => {
                         let b = self.rng.pick(&others).clone();
                         let v2 = self.name("e");
+                        let other = if !b.local && self.rng.chance(0.5) {
+                            b.name.clone()
+                        } else {
+                            format!("{}.iter()", b.name)
+                        };
                         self.line(format!(
-                            "{lab}for (&{vname}, &{v2}) in {}.iter().zip({}.iter()) {{",
-                            a.name, b.name
+                            "{lab}for (&{vname}, &{v2}) in {}.iter().zip({other}) {{",
+                            a.name
                         ));
                         self.freeze(&b.name);
                         self.scal.push(Scal {
@@ -1989,6 +2059,7 @@ fn helper(
             frozen: false,
             len_var: None,
             cols: 0,
+            is_array: false,
             local: false,
         });
     }
@@ -2051,7 +2122,8 @@ fn recursive_helper(rng: &mut Rng, name: &str) -> (String, Helper) {
 /// Constructs written only with `TAPELESS_FUZZ_HUNT=1` because they hit a bug
 /// not fixed yet (reproductions in `wip/fuzz-bugs/`), so that a default run
 /// stays green and keeps checking everything else. Empty when all are fixed.
-pub const KNOWN_BUGS: &[&str] = &[];
+pub const KNOWN_BUGS: &[&str] =
+    &["11: `.to_vec()` of an array (only slices and Vecs are copied with `.to_vec()`)"];
 
 /// Seed salt for program streams.
 pub const PROGRAM_SALT: u64 = 0x005E_ED0F_F00D;
@@ -2169,6 +2241,7 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     frozen: false,
                     len_var: None,
                     cols: 0,
+                    is_array: false,
                     local: false,
                 });
                 n
@@ -2186,6 +2259,7 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     frozen: false,
                     len_var: None,
                     cols: 0,
+                    is_array: true,
                     local: *k == ParamKind::Array3,
                 });
                 "arr".into()
@@ -2203,6 +2277,7 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     frozen: false,
                     len_var: None,
                     cols: 0,
+                    is_array: false,
                     local: *k == ParamKind::VecOwned,
                 });
                 "vs".into()
