@@ -6,11 +6,13 @@ usage: table.py LOGDIR EVAL FUNCTION [TOOL ...]
 Reads LOGDIR/EVAL/TOOL.jsonl for each tool (default: tapeless manual adol-c),
 takes the median of the "evaluate" timings of every FUNCTION evaluation, and
 prints a Markdown table with one row per input (the eval's description), the
-medians in milliseconds and each tool's ratio to the first tool. Inputs a
+medians in milliseconds and the first tool's time divided by each other
+tool's (above 1: the first tool is slower). Inputs a
 tool did not validate (analysis "valid": false) are marked with ✗.
 """
 
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -54,8 +56,9 @@ def main():
     tools = [t for t in tools if t in runs]
     base = tools[0]
     print(f"| {ev} `{function}` | " + " | ".join(f"{t} (ms)" for t in tools)
-          + " | " + " | ".join(f"{t}/{base}" for t in tools[1:]) + " |")
+          + " | " + " | ".join(f"{base} ÷ {t}" for t in tools[1:]) + " |")
     print("|---" * (2 * len(tools)) + "|")
+    logs = {t: [] for t in tools[1:]}
     for desc in runs[base]:
         cells, ratios = [], []
         for t in tools:
@@ -64,8 +67,12 @@ def main():
             cells.append("—" if ms is None else f"{ms:.3f}{mark}")
             if t != base:
                 b = runs[base][desc][0]
-                ratios.append("—" if ms is None or b == 0 else f"{ms / b:.2f}")
+                ratios.append("—" if ms is None or ms == 0 else f"{b / ms:.2f}")
+                if ms and b:
+                    logs[t].append(math.log(b / ms))
         print(f"| {desc} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    gm = [f"**{math.exp(sum(v) / len(v)):.2f}**" if v else "—" for v in logs.values()]
+    print("| geometric mean | " + " | ".join("" for _ in tools) + " | " + " | ".join(gm) + " |")
 
 
 if __name__ == "__main__":

@@ -156,3 +156,37 @@ pub fn serve(tool: &impl Tool, input: impl BufRead, mut output: impl Write) -> s
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tapeless;
+
+    #[test]
+    fn a_session() {
+        let input = [
+            r#"{"id": 0, "kind": "start", "eval": "hello"}"#,
+            r#"{"id": 1, "kind": "define", "module": "hello"}"#,
+            r#"{"id": 2, "kind": "evaluate", "module": "hello", "function": "double", "input": 3.0}"#,
+            r#"{"id": 3, "kind": "analysis", "of": 2, "valid": true}"#,
+            r#"{"id": 4, "kind": "define", "module": "nope"}"#,
+            r#"{"id": 5, "kind": "evaluate", "module": "lse", "function": "gradient", "input": {"x": [0.0, 0.0], "min_runs": 3, "min_seconds": 0}}"#,
+        ]
+        .join("\n");
+        let mut out = Vec::new();
+        serve(&Tapeless, input.as_bytes(), &mut out).unwrap();
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0], json!({"id": 0, "tool": "tapeless"}));
+        assert_eq!(lines[1], json!({"id": 1, "success": true}));
+        assert_eq!(lines[2]["output"], json!(6.0));
+        assert_eq!(lines[2]["timings"][0]["name"], json!("evaluate"));
+        assert_eq!(lines[3], json!({"id": 3}));
+        assert_eq!(lines[4]["success"], json!(false));
+        assert_eq!(lines[5]["output"], json!([0.5, 0.5]));
+        assert_eq!(lines[5]["timings"].as_array().unwrap().len(), 3);
+    }
+}
