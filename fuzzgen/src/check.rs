@@ -10,13 +10,16 @@
 //!   central difference of `phi`.
 //!
 //! The finite difference is taken with steps `h` and `h / 2`
-//! (`h = 1e-5 max(1, |x_j|)`) and extrapolated (Richardson). When the two
-//! differ by more than `1e-3` relative (plus the roundoff estimate
-//! `1e3 eps max|phi| / h`), the point is near a kink or a branch boundary, or
-//! the difference is ill-conditioned: that coordinate is **skipped and
-//! counted**, never compared with a looser tolerance. Otherwise the gradient
-//! must agree within `8 |d_h - d_h/2| + 1e-6 |g| + roundoff`: the tolerance is
-//! the measured error of the finite difference itself. A point that is alone on
+//! (`h = 1e-5 max(1, |x_j|)`) and extrapolated (Richardson), and again with
+//! `10 h` and `5 h`. When the two steps of a pair differ by more than `1e-3`
+//! relative (plus the roundoff estimate `1e3 eps max|phi| / h`), or the two
+//! extrapolations do, the point is near a kink or a branch boundary, or the
+//! difference is ill-conditioned (roundoff of an intermediate far larger than
+//! the output): that coordinate is **skipped and counted**, never compared
+//! with a looser tolerance. Otherwise the gradient must agree with the
+//! extrapolation at `h` within `8 max(|d_h - d_h/2|, |R_h - R_10h|)`, plus
+//! `1e-6 |g|` and the roundoff estimate: the tolerance is the measured error of
+//! the finite difference itself. A point that is alone on
 //! its branch (a condition decided by rounding, so `phi(x)` jumps away from its
 //! neighbours) is detected from the second differences and skipped too. Where
 //! the differences are exactly zero (the change lost below one ulp in an
@@ -202,11 +205,28 @@ fn fd_check_step(
     if !jump.is_finite() || jump > 1e-3 * d1.abs().max(d2.abs()) + noise {
         return Some(Verdict::Skip);
     }
-    let tol = 8.0 * spread + 1e-6 * g.abs().max(rich.abs()) + noise;
+    // The same at a 10x larger step: roundoff amplified by the program (an
+    // intermediate far larger than the output, as in `(999 * t.sin()).fract()`)
+    // can make the differences at h and h/2 agree by chance while both are off;
+    // at 10h that error is 10x smaller. Their disagreement measures it.
+    let (Some(gp1), Some(gm1), Some(gp2), Some(gm2)) =
+        (at(10.0 * h), at(-10.0 * h), at(5.0 * h), at(-5.0 * h))
+    else {
+        return Some(Verdict::Skip);
+    };
+    let c1 = (gp1 - gm1) / (20.0 * h);
+    let c2 = (gp2 - gm2) / (10.0 * h);
+    let coarse = (4.0 * c2 - c1) / 3.0;
+    let cross = (rich - coarse).abs();
+    let scale = rich.abs().max(coarse.abs());
+    if !cross.is_finite() || cross > 1e-3 * scale + noise {
+        return Some(Verdict::Skip);
+    }
+    let tol = 8.0 * spread.max(cross) + 1e-6 * g.abs().max(scale) + noise;
     let err = (g - rich).abs();
     Some(if err.is_nan() || err > tol {
         Verdict::Fail(format!(
-            "d/dv[{j}]: gradient {g:e}, finite differences {rich:e} (h = {h:e}: {d1:e}, h/2: {d2:e}); |diff| {err:e} > tol {tol:e}"
+            "d/dv[{j}]: gradient {g:e}, finite differences {rich:e} (h = {h:e}: {d1:e}, h/2: {d2:e}; at 10 h: {coarse:e}); |diff| {err:e} > tol {tol:e}"
         ))
     } else {
         Verdict::Pass
