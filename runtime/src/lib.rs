@@ -7,6 +7,7 @@
 //! * [`stop_gradient`]: the identity with a zero derivative.
 
 pub mod checkpoint;
+mod forward;
 pub mod nn;
 pub mod optim;
 pub mod params;
@@ -18,6 +19,7 @@ pub mod tensor;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use forward::{Flat, ForwardFloat, Jacobian};
 pub use tangent::{Differentiable, IndexTangent, Tangent};
 
 /// `x` itself, with a zero derivative: inside a `#[differentiable]` function,

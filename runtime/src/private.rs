@@ -9,6 +9,10 @@
 #![doc(hidden)]
 
 pub use crate::rules;
+/// Forward mode: tangent functions, their pullbacks, Jacobian helpers.
+pub mod fwd {
+    pub use crate::forward::*;
+}
 use crate::tangent::{Differentiable, IndexTangent, Tangent};
 use core::marker::PhantomData;
 
