@@ -56,7 +56,7 @@
 
 use crate::optim::{BufferData, OptimState, Optimizer, ParamState, StateError};
 use crate::params::{for_each, for_each_mut, Data, DataMut, Dtype, Parameters};
-use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView, View};
+use safetensors::tensor::{Dtype as StDtype, Metadata, SafeTensors, TensorView, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -445,10 +445,55 @@ fn parse<'a>(
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
+    check_offsets(bytes).map_err(|reason| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
     let meta = header.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(bytes).map_err(corrupt)?;
     Ok((st, meta))
+}
+
+/// Rejects a header with a tensor that ends past the end of the file,
+/// before safetensors validates the header.
+///
+/// safetensors 0.8 checks that the tensors cover the data section with
+/// `last_end + 8 + header_len != file_len`, unchecked: offsets near
+/// `u64::MAX` (nine tensors of `2^61 - 1` bytes declare that much in a header
+/// of a few hundred bytes) overflow it, a panic in builds with overflow checks
+/// (`attempt to add with overflow`). A valid file has every end offset within
+/// its data section, so this rejects no valid file. Anything else (a header
+/// length past the end of the file, JSON that does not parse) is left to
+/// safetensors, which rejects it without allocating more than the header.
+fn check_offsets(bytes: &[u8]) -> Result<(), String> {
+    let Some(len) = bytes.get(..8) else {
+        return Ok(());
+    };
+    let mut n = [0; 8];
+    n.copy_from_slice(len);
+    let Some((n, header)) = usize::try_from(u64::from_le_bytes(n))
+        .ok()
+        .and_then(|n| Some((n, bytes.get(8..n.checked_add(8)?)?)))
+    else {
+        return Ok(());
+    };
+    let data_len = bytes.len() - 8 - n;
+    let Ok(meta) = serde_json::from_slice::<Metadata>(header) else {
+        return Ok(());
+    };
+    let mut tensors: Vec<_> = meta.tensors().into_iter().collect();
+    tensors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, info) in tensors {
+        let (start, end) = info.data_offsets;
+        if start.max(end) > data_len {
+            return Err(format!(
+                "tensor `{name}` has data offsets [{start}, {end}] past the end of the \
+                 data section ({data_len} bytes)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn dtype_name(d: StDtype) -> String {

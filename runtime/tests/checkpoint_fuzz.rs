@@ -592,3 +592,563 @@ fn loading_arbitrary_and_mutated_files_never_panics_and_failures_change_nothing(
         assert!(tally.contains_key(k), "no input ended in {k}: {tally:?}");
     }
 }
+
+// ---- proptest: properties with shrinking, and bounded allocation ------------
+//
+// The same promises as above, checked by proptest (which shrinks a failing
+// input to a small one), plus two more: a load that succeeds put exactly the
+// file's numbers into the model, and loading never allocates more than a
+// bound tied to the file's length (a header that claims a huge tensor or a
+// huge header is rejected before anything of that size is allocated).
+//
+// `PROPTEST_CASES` raises the number of cases (default below: a few seconds
+// in debug builds).
+
+use proptest::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// The system allocator, noting the largest single request of each thread.
+struct PeakAlloc;
+
+thread_local! {
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    // `try_with`: the slot may be gone while the thread exits.
+    let _ = PEAK.try_with(|p| p.set(p.get().max(size)));
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees are ours; noting the size neither
+// allocates nor touches the memory.
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: forwarded; `ptr` came from this allocator, which is `System`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded; `ptr` came from this allocator, which is `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: PeakAlloc = PeakAlloc;
+
+/// Runs `f` and returns its result with the largest single allocation it
+/// made on this thread.
+fn peak_alloc<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    PEAK.with(|p| p.set(0));
+    let out = f();
+    (out, PEAK.with(Cell::get))
+}
+
+/// The most one allocation of a load may take: the file's bytes (read
+/// whole), the decoded data, the parsed header, all within a few times the
+/// length of the file, plus the model's own buffers and some slack.
+fn alloc_bound(file_len: usize) -> usize {
+    4 * file_len + (64 << 10)
+}
+
+/// The valid checkpoints that mutations start from: (Adam + metadata, SGD,
+/// model only).
+fn valid_files() -> &'static [Vec<u8>] {
+    static FILES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        seeds(dir.path())
+    })
+}
+
+/// `bits` of the tensors of the file that `m` has buffers for, read with
+/// safetensors directly: what a correct load puts into `m`.
+fn file_bits(bytes: &[u8], m: &Model) -> Vec<(String, Vec<u64>)> {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    bits(m)
+        .into_iter()
+        .map(|(name, _)| {
+            let v = st.tensor(&name).unwrap();
+            let b = match v.dtype() {
+                safetensors::Dtype::F32 => v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| u64::from(u32::from_le_bytes(c.try_into().unwrap())))
+                    .collect(),
+                _ => v
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            };
+            (name, b)
+        })
+        .collect()
+}
+
+/// Loads `bytes` with Adam state, without optimizer, and reads the metadata;
+/// checks that a failure changes nothing, a success loads the file's
+/// numbers, and no allocation exceeds [`alloc_bound`]. Returns whether the
+/// model-only load succeeded.
+fn check_load(bytes: &[u8]) -> Result<bool, TestCaseError> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(file.path(), bytes).unwrap();
+    let path = file.path();
+    let bound = alloc_bound(bytes.len());
+
+    let mut m = model(9.0);
+    let mut adam = Adam::new(1e-3);
+    adam.step(&mut model(9.0), &grad(3.0));
+    let (before, state) = (bits(&m), adam.state());
+    let (r, peak) = peak_alloc(|| load(path, &mut m, Some(&mut adam)));
+    prop_assert!(
+        peak <= bound,
+        "load with Adam allocated {peak} bytes at once"
+    );
+    match r {
+        Ok(_) => prop_assert_eq!(bits(&m), file_bits(bytes, &m)),
+        Err(e) => {
+            prop_assert_eq!(bits(&m), before, "failed load ({}) changed the model", e);
+            prop_assert!(adam.state() == state, "failed load ({}) changed Adam", e);
+        }
+    }
+
+    let mut m = model(9.0);
+    let before = bits(&m);
+    let (r, peak) = peak_alloc(|| load_with_metadata(path, &mut m, None));
+    prop_assert!(peak <= bound, "load allocated {peak} bytes at once");
+    let ok = match r {
+        Ok(_) => {
+            prop_assert_eq!(bits(&m), file_bits(bytes, &m));
+            true
+        }
+        Err(e) => {
+            prop_assert_eq!(bits(&m), before, "failed load ({}) changed the model", e);
+            false
+        }
+    };
+
+    let (_, peak) = peak_alloc(|| read_metadata(path));
+    prop_assert!(
+        peak <= bound,
+        "read_metadata allocated {peak} bytes at once"
+    );
+    Ok(ok)
+}
+
+/// Numbers worth trying where the header has a number.
+fn number() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0..64u64,
+        Just(u64::MAX),
+        Just((1 << 61) - 1),
+        Just(1 << 60),
+        Just(1 << 40),
+        Just(1 << 32),
+        any::<u64>(),
+    ]
+}
+
+/// An edit of the JSON header (an object of tensor entries and `__metadata__`).
+#[derive(Clone, Debug)]
+enum HeaderEdit {
+    Dtype(usize, &'static str),
+    Shape(usize, Vec<u64>),
+    Offsets(usize, u64, u64),
+    /// Shift an entry's offsets by a signed amount (overlaps, gaps).
+    Shift(usize, i64),
+    Remove(usize),
+    Rename(usize, &'static str),
+    Metadata(&'static str, String),
+    /// The entry written twice (the text has a duplicate key).
+    Duplicate(usize),
+    /// The entry copied under another entry's name (the text has that key twice).
+    Collide(usize, usize),
+}
+
+fn header_edit() -> impl Strategy<Value = HeaderEdit> {
+    let dtype = prop::sample::select(vec![
+        "F32", "F64", "F16", "BF16", "I32", "U32", "I64", "U8", "BOOL", "F4", "F6_E2M3", "XX",
+    ]);
+    let name = prop::sample::select(vec![
+        "0",
+        "1",
+        "2",
+        "3",
+        "value",
+        "",
+        "adam.m.0",
+        "adam.v.9",
+        "adam.step.0",
+        "adam.lr",
+        "adam.steps",
+        "sgd.momentum.1",
+        "adam..",
+        "adam",
+    ]);
+    let key = prop::sample::select(vec!["tapeless.step", "tapeless.optimizer", "format", "run"]);
+    let value = prop_oneof![
+        Just("adam".to_string()),
+        Just("sgd".to_string()),
+        Just("-1".to_string()),
+        Just("18446744073709551616".to_string()),
+        "[0-9]{0,3}",
+        ".{0,8}",
+    ];
+    prop_oneof![
+        (any::<usize>(), dtype).prop_map(|(i, d)| HeaderEdit::Dtype(i, d)),
+        (any::<usize>(), prop::collection::vec(number(), 0..4))
+            .prop_map(|(i, s)| HeaderEdit::Shape(i, s)),
+        (any::<usize>(), number(), number()).prop_map(|(i, a, b)| HeaderEdit::Offsets(i, a, b)),
+        (any::<usize>(), -16..16i64).prop_map(|(i, d)| HeaderEdit::Shift(i, d)),
+        any::<usize>().prop_map(HeaderEdit::Remove),
+        (any::<usize>(), name).prop_map(|(i, n)| HeaderEdit::Rename(i, n)),
+        (key, value).prop_map(|(k, v)| HeaderEdit::Metadata(k, v)),
+        any::<usize>().prop_map(HeaderEdit::Duplicate),
+        (any::<usize>(), any::<usize>()).prop_map(|(i, j)| HeaderEdit::Collide(i, j)),
+    ]
+}
+
+/// The header as a list of (key, value) in file order (so duplicates survive).
+fn entries(header: &str) -> Vec<(String, serde_json::Value)> {
+    let v: serde_json::Value = serde_json::from_str(header).unwrap();
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn render(entries: &[(String, serde_json::Value)]) -> String {
+    let body: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| format!("{}:{}", serde_json::Value::from(k.as_str()), v))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+fn apply(entries: &mut Vec<(String, serde_json::Value)>, edit: &HeaderEdit) {
+    use serde_json::{json, Value};
+    let tensors: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].0 != "__metadata__")
+        .collect();
+    let pick = |i: usize| tensors[i % tensors.len()];
+    match edit {
+        HeaderEdit::Dtype(i, d) => entries[pick(*i)].1["dtype"] = json!(d),
+        HeaderEdit::Shape(i, s) => entries[pick(*i)].1["shape"] = json!(s),
+        HeaderEdit::Offsets(i, a, b) => entries[pick(*i)].1["data_offsets"] = json!([a, b]),
+        HeaderEdit::Shift(i, d) => {
+            let e = &mut entries[pick(*i)].1["data_offsets"];
+            let shifted: Vec<Value> = e
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| json!(o.as_u64().unwrap().saturating_add_signed(*d)))
+                .collect();
+            *e = Value::Array(shifted);
+        }
+        HeaderEdit::Remove(i) => {
+            entries.remove(pick(*i));
+        }
+        HeaderEdit::Rename(i, n) => entries[pick(*i)].0 = n.to_string(),
+        HeaderEdit::Metadata(k, v) => {
+            if let Some((_, m)) = entries.iter_mut().find(|(k, _)| k == "__metadata__") {
+                m[*k] = json!(v);
+            }
+        }
+        HeaderEdit::Duplicate(i) => {
+            let e = entries[pick(*i)].clone();
+            entries.push(e);
+        }
+        HeaderEdit::Collide(i, j) => {
+            let mut e = entries[pick(*i)].clone();
+            e.0 = entries[pick(*j)].0.clone();
+            entries.push(e);
+        }
+    }
+}
+
+/// A byte-level mutation of a whole file.
+#[derive(Clone, Debug)]
+enum ByteEdit {
+    Flip(usize, u8),
+    Truncate(usize),
+    HeaderLen(u64),
+    Overwrite(usize, Vec<u8>),
+    Insert(usize, Vec<u8>),
+    /// A byte of the header replaced by one that is not UTF-8.
+    NonUtf8(usize, u8),
+}
+
+fn byte_edit() -> impl Strategy<Value = ByteEdit> {
+    prop_oneof![
+        (any::<usize>(), 0..8u8).prop_map(|(i, b)| ByteEdit::Flip(i, b)),
+        any::<usize>().prop_map(ByteEdit::Truncate),
+        number().prop_map(ByteEdit::HeaderLen),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(i, v)| ByteEdit::Overwrite(i, v)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(i, v)| ByteEdit::Insert(i, v)),
+        (any::<usize>(), 0x80..=0xffu8).prop_map(|(i, b)| ByteEdit::NonUtf8(i, b)),
+    ]
+}
+
+fn apply_bytes(v: &mut Vec<u8>, edit: &ByteEdit) {
+    let n = v.len();
+    match edit {
+        ByteEdit::Flip(i, b) => v[i % n] ^= 1 << b,
+        ByteEdit::Truncate(i) => v.truncate(i % n),
+        ByteEdit::HeaderLen(len) => v[..8].copy_from_slice(&len.to_le_bytes()),
+        ByteEdit::Overwrite(i, run) => {
+            for (k, b) in run.iter().enumerate() {
+                if let Some(x) = v.get_mut(i % n + k) {
+                    *x = *b;
+                }
+            }
+        }
+        ByteEdit::Insert(i, run) => {
+            v.splice(i % n..i % n, run.iter().copied());
+        }
+        ByteEdit::NonUtf8(i, b) => {
+            // within the header, as far as the (maybe edited) length and
+            // the file allow
+            let h = u64::from_le_bytes(v[..8].try_into().unwrap());
+            let h = usize::try_from(h).unwrap_or(usize::MAX).min(n - 8).max(1);
+            v[8 + i % h] = *b;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Arbitrary bytes, alone or behind a header length that fits the file.
+    #[test]
+    fn prop_arbitrary_bytes_are_an_error(
+        mut bytes in prop::collection::vec(any::<u8>(), 0..512),
+        fit_len in any::<bool>(),
+    ) {
+        if fit_len && bytes.len() >= 8 {
+            let n = (bytes.len() - 8) as u64;
+            bytes[..8].copy_from_slice(&n.to_le_bytes());
+        }
+        prop_assert!(!check_load(&bytes)?);
+    }
+
+    /// Bit flips, truncations, header lengths, overwritten or inserted runs,
+    /// bytes that are not UTF-8, applied to a valid checkpoint.
+    #[test]
+    fn prop_byte_mutations_of_a_valid_file(
+        which in 0..3usize,
+        edits in prop::collection::vec(byte_edit(), 1..4),
+    ) {
+        let mut v = valid_files()[which].clone();
+        for e in &edits {
+            if v.len() > 8 + 2 {
+                apply_bytes(&mut v, e);
+            }
+        }
+        check_load(&v)?;
+    }
+
+    /// Header edits: dtypes, shapes whose product does not match the byte
+    /// range, out-of-range and overlapping offsets, removed, renamed and
+    /// duplicated entries, metadata values.
+    #[test]
+    fn prop_header_edits_of_a_valid_file(
+        which in 0..3usize,
+        edits in prop::collection::vec(header_edit(), 1..4),
+        extra_data in prop::collection::vec(any::<u8>(), 0..2),
+    ) {
+        let base = &valid_files()[which];
+        let (h, d) = split(base).unwrap();
+        let mut es = entries(&h);
+        for e in &edits {
+            apply(&mut es, e);
+        }
+        let mut d = d.to_vec();
+        d.extend_from_slice(&extra_data);
+        check_load(&join(&render(&es), &d))?;
+    }
+
+    /// Edits that keep the file valid (key order, whitespace padding of the
+    /// header as the format allows) load exactly the original numbers.
+    #[test]
+    fn prop_benign_edits_load_the_same_numbers(
+        which in 0..3usize,
+        order in any::<u64>(),
+        pad in 0..16usize,
+    ) {
+        let base = &valid_files()[which];
+        let (h, d) = split(base).unwrap();
+        let mut es = entries(&h);
+        // a seeded shuffle of the entries
+        let mut r = Rng(order);
+        for i in (1..es.len()).rev() {
+            es.swap(i, r.below(i + 1));
+        }
+        let header = render(&es) + &" ".repeat(pad);
+        let bytes = join(&header, d);
+        prop_assert!(check_load(&bytes)?, "a benign edit was rejected");
+        let mut a = model(9.0);
+        load(write_tmp(&bytes).path(), &mut a, None).unwrap();
+        let mut b = model(9.0);
+        load(write_tmp(base).path(), &mut b, None).unwrap();
+        prop_assert_eq!(bits(&a), bits(&b));
+    }
+}
+
+fn write_tmp(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    fs::write(f.path(), bytes).unwrap();
+    f
+}
+
+/// A file whose header is `header` (as text) and whose data is `data_len`
+/// zero bytes.
+fn file_with(header: &str, data_len: usize) -> Vec<u8> {
+    join(header, &vec![0; data_len])
+}
+
+/// Loads `bytes` every way; returns the model-only load's error, after
+/// checking that no allocation exceeded [`alloc_bound`].
+fn load_err(bytes: &[u8]) -> CheckpointError {
+    let f = write_tmp(bytes);
+    let mut m = model(9.0);
+    let (r, peak) = peak_alloc(|| load(f.path(), &mut m, None));
+    assert!(
+        peak <= alloc_bound(bytes.len()),
+        "loading a {}-byte file allocated {peak} bytes at once",
+        bytes.len()
+    );
+    let mut adam = Adam::new(1e-3);
+    let (r2, peak) = peak_alloc(|| load(f.path(), &mut m, Some(&mut adam)));
+    assert!(peak <= alloc_bound(bytes.len()));
+    assert!(r2.is_err());
+    let (r3, peak) = peak_alloc(|| read_metadata(f.path()));
+    assert!(peak <= alloc_bound(bytes.len()));
+    assert!(r3.is_err());
+    r.unwrap_err()
+}
+
+/// Regression (found by this harness): safetensors 0.8 adds the end of the
+/// last tensor to the header length without checking for overflow, so end
+/// offsets near `u64::MAX` — nine tensors of `2^61 - 1` bytes, which each
+/// pass its own size check — panicked with `attempt to add with overflow` in
+/// debug builds. checkpoint.rs now rejects offsets past the end of the file
+/// first.
+#[test]
+fn regression_offsets_near_u64_max_are_an_error_not_an_overflow() {
+    let sz: u64 = (1 << 61) - 1;
+    let mut es: Vec<String> = (0..8u64)
+        .map(|i| {
+            format!(
+                "\"t{i}\":{{\"dtype\":\"U8\",\"shape\":[{sz}],\"data_offsets\":[{},{}]}}",
+                i * sz,
+                (i + 1) * sz
+            )
+        })
+        .collect();
+    es.push(format!(
+        "\"t8\":{{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[{},{}]}}",
+        8 * sz,
+        u64::MAX
+    ));
+    es.push("\"__metadata__\":{\"tapeless.step\":\"1\"}".into());
+    let bytes = file_with(&format!("{{{}}}", es.join(",")), 0);
+    let e = load_err(&bytes);
+    assert!(
+        matches!(&e, CheckpointError::Corrupt { reason, .. } if reason.contains("past the end")),
+        "{e}"
+    );
+}
+
+/// A header length of 2^40 in a small file is rejected before anything of
+/// that size is allocated.
+#[test]
+fn huge_header_length_is_rejected_before_allocation() {
+    let mut bytes = valid_files()[0].clone();
+    for len in [
+        1u64 << 40,
+        1 << 60,
+        u64::MAX,
+        100_000_001,
+        bytes.len() as u64,
+    ] {
+        bytes[..8].copy_from_slice(&len.to_le_bytes());
+        assert!(matches!(load_err(&bytes), CheckpointError::Corrupt { .. }));
+    }
+}
+
+/// A tensor that claims 2^60 bytes (and one whose shape product overflows)
+/// is rejected before anything of that size is allocated.
+#[test]
+fn huge_tensor_claims_are_rejected_before_allocation() {
+    let meta = "\"__metadata__\":{\"tapeless.step\":\"1\"}";
+    for (entry, data) in [
+        (
+            "\"0\":{\"dtype\":\"U8\",\"shape\":[1152921504606846976],\"data_offsets\":[0,1152921504606846976]}",
+            16,
+        ),
+        (
+            "\"0\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,1152921504606846976]}",
+            24,
+        ),
+        (
+            "\"0\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,24]}",
+            24,
+        ),
+        (
+            "\"0\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[1152921504606846976,1152921504606847000]}",
+            24,
+        ),
+    ] {
+        let bytes = file_with(&format!("{{{entry},{meta}}}"), data);
+        assert!(
+            matches!(load_err(&bytes), CheckpointError::Corrupt { .. }),
+            "{entry}"
+        );
+    }
+}
+
+/// Two entries under one name (a duplicate JSON key): safetensors keeps the
+/// later one. The same entry twice is a valid file; another tensor's entry
+/// under the name leaves a gap in the data and is an error.
+#[test]
+fn duplicate_tensor_names() {
+    let base = &valid_files()[2];
+    let (h, d) = split(base).unwrap();
+    let es = entries(&h);
+    let zero = es.iter().find(|(k, _)| k == "0").unwrap().clone();
+    let one = es.iter().find(|(k, _)| k == "1").unwrap().clone();
+
+    let mut same = es.clone();
+    same.push(zero);
+    let f = write_tmp(&join(&render(&same), d));
+    let mut m = model(9.0);
+    load(f.path(), &mut m, None).unwrap();
+    assert_eq!(bits(&m), file_bits(base, &m));
+
+    let mut other = es;
+    other.push(("0".into(), one.1));
+    assert!(matches!(
+        load_err(&join(&render(&other), d)),
+        CheckpointError::Corrupt { .. }
+    ));
+}
