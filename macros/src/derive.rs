@@ -108,6 +108,19 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             quote_spanned!(f.span()=> #m: #p::Differentiable::complete_tangent(&self.#m, t.#m))
         }
     });
+    let diff: Vec<&TokenStream> = fields
+        .iter()
+        .filter(|(_, ng, _)| !ng)
+        .map(|(m, _, _)| m)
+        .collect();
+    let fwd_t = fields.iter().map(|(m, ng, f)| {
+        if *ng {
+            quote_spanned!(f.span()=> #m: ::core::default::Default::default())
+        } else {
+            quote_spanned!(f.span()=> #m: #p::Differentiable::forward_tangent(&self.#m, t.#m))
+        }
+    });
+    let fwd_t = build(fwd_t.collect());
     let cpl = build(complete.collect());
     let zl = build(zero_like.collect());
     let z = build(zero.collect());
@@ -121,6 +134,9 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             fn complete_tangent(&self, t: Self) -> Self {
                 #cpl
             }
+            fn forward_tangent(&self, t: Self) -> Self {
+                #fwd_t
+            }
         }
 
         #[automatically_derived]
@@ -131,6 +147,34 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             fn accumulate(&mut self, other: Self) {
                 #(#acc)*
                 let _ = other;
+            }
+        }
+
+        /// The differentiated fields' scalars, in declaration order (`_jacobian`, `_hessian`).
+        #[automatically_derived]
+        impl #impl_g #p::Flat for #name #ty_g #where_c {
+            fn flat_len(&self) -> usize {
+                0 #(+ #p::Flat::flat_len(&self.#diff))*
+            }
+            fn write_flat(&self, __out: &mut [f64]) {
+                let mut __off = 0usize;
+                #(
+                    let __n = #p::Flat::flat_len(&self.#diff);
+                    #p::Flat::write_flat(&self.#diff, &mut __out[__off..__off + __n]);
+                    __off += __n;
+                )*
+                let _ = (__out, __off);
+            }
+            fn set_flat(&mut self, mut __k: usize, __v: f64) {
+                #(
+                    let __n = #p::Flat::flat_len(&self.#diff);
+                    if __k < __n {
+                        return #p::Flat::set_flat(&mut self.#diff, __k, __v);
+                    }
+                    __k -= __n;
+                )*
+                let _ = (__k, __v);
+                ::core::panic!("flat index out of range")
             }
         }
 

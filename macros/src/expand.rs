@@ -105,6 +105,11 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
         quote!((#(#grads,)*))
     };
     let original = sig.sibling(&func.sig.ident);
+    let forward_items = if opts.any_forward() {
+        forward_items(&func, &sig, &opts, &body, &an)
+    } else {
+        quote!()
+    };
     let adjoint_body = quote! {
         use ::tapeless::__private as __rt;
         // Calling the gradient counts as using the function (no `dead_code` warning).
@@ -117,7 +122,376 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
         #reverse
         (#out, #grads)
     };
-    items(&func, &sig, adjoint_body)
+    let items = items(&func, &sig, adjoint_body);
+    quote!(#items #forward_items)
+}
+
+/// A parameter type that may hold a struct with `#[no_grad]` fields (not a
+/// float, nor a slice, array or `Vec` of floats): its tangent is sanitised.
+fn derive_like(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Reference(r) => derive_like(&r.elem),
+        syn::Type::Slice(s) => derive_like(&s.elem),
+        syn::Type::Array(a) => derive_like(&a.elem),
+        syn::Type::Path(p) => {
+            let last = p.path.segments.last().map(|s| s.ident.to_string());
+            match last.as_deref() {
+                Some("f32" | "f64") => false,
+                Some("Vec") => match &p.path.segments.last().unwrap().arguments {
+                    syn::PathArguments::AngleBracketed(a) => a.args.iter().any(|g| match g {
+                        syn::GenericArgument::Type(t) => derive_like(t),
+                        _ => true,
+                    }),
+                    _ => true,
+                },
+                _ => true,
+            }
+        }
+        _ => true,
+    }
+}
+
+/// The value arguments of a call of a sibling that may be called several
+/// times: parameters taken by value are cloned (a copy for `Copy` types).
+fn reusable_args(sig: &Signature) -> Vec<TokenStream> {
+    sig.params
+        .iter()
+        .map(|p| {
+            let n = &p.name;
+            if matches!(p.ty, syn::Type::Reference(_)) || p.is_receiver {
+                quote!(#n)
+            } else {
+                quote!(::core::clone::Clone::clone(&#n))
+            }
+        })
+        .collect()
+}
+
+/// The forward-mode companions: `_pushforward` (hidden, one tangent per
+/// parameter), `_tangent`, and as asked `_jacobian`, `_hvp`, `_hessian`.
+fn forward_items(
+    func: &ItemFn,
+    sig: &Signature,
+    opts: &Options,
+    body: &crate::ir::Body,
+    an: &analyse::Analysis,
+) -> TokenStream {
+    use crate::forward::{pushforward_name, tangent_name, Fwd};
+    let mut fw = Fwd::new(body, an);
+    let fbody = fw.block(&body.block);
+    if !fw.errors.is_empty() {
+        let errs = fw.errors.iter().map(syn::Error::to_compile_error);
+        return quote!(#(#errs)*);
+    }
+    let fwd = quote!(::tapeless::__private::fwd);
+    let vis = &func.vis;
+    let name = &func.sig.ident;
+    let name_s = name.to_string();
+    let allows = allows();
+    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
+        func.sig.inputs.iter().cloned().collect();
+    let sep = if inputs.is_empty() {
+        quote!()
+    } else {
+        quote!(,)
+    };
+    let ret = &sig.ret;
+    let ret_tan = parse::tangent_of(ret);
+    let pushforward = pushforward_name(name);
+    let pushforward_path = sig.sibling(&pushforward);
+    // One tangent per parameter, owned; reference parameters see theirs
+    // through a reference again, so tangents mirror the values they follow.
+    let mut tan_params = Vec::new();
+    let mut rebinds = Vec::new();
+    for p in &sig.params {
+        let t = tangent_name(&p.name);
+        let ty = p.tangent_type();
+        tan_params.push(quote!(#t: #ty));
+        if p.active && derive_like(&p.ty) {
+            let n = &p.name;
+            rebinds.push(quote!(let #t = #fwd::sanitize(&#n, #t);));
+        }
+        if p.active && matches!(p.ty, syn::Type::Reference(_)) {
+            rebinds.push(quote!(let #t = &#t;));
+        }
+    }
+    let active_names: Vec<&Ident> = sig.active().map(|p| &p.name).collect();
+    let hess_attr = if opts.hessian {
+        quote!(#[::tapeless::differentiable(wrt(#(#active_names),*))])
+    } else {
+        quote!()
+    };
+    let pf_doc =
+        "The pushforward with one tangent per parameter: what generated forward-mode code calls.";
+    let pushforward_fn = quote! {
+        #[doc = #pf_doc]
+        #[doc(hidden)]
+        #hess_attr
+        #allows
+        #vis fn #pushforward (#inputs #sep #(#tan_params),*) -> (#ret, #ret_tan) {
+            #(#rebinds)*
+            #fbody
+        }
+    };
+
+    // `_tangent`: tangents for the differentiated parameters only.
+    let args_plain: Vec<TokenStream> = sig
+        .params
+        .iter()
+        .map(|p| {
+            let n = &p.name;
+            quote!(#n)
+        })
+        .collect();
+    let taken: Vec<String> = sig.params.iter().map(|p| p.name.to_string()).collect();
+    let d_name = |p: &parse::Param| -> Ident {
+        let base = if p.is_receiver {
+            "self".to_string()
+        } else {
+            p.name.to_string()
+        };
+        let n = format!("d_{base}");
+        if taken.contains(&n) {
+            tangent_name(&p.name)
+        } else {
+            format_ident!("{}", n)
+        }
+    };
+    let mut d_params = Vec::new();
+    let mut d_args = Vec::new();
+    for p in &sig.params {
+        if p.active {
+            let d = d_name(p);
+            let ty = p.tangent_type();
+            d_params.push(quote!(#d: #ty));
+            d_args.push(quote!(#d));
+        } else {
+            let n = &p.name;
+            d_args.push(quote!(#fwd::zero_arg(&#n)));
+        }
+    }
+    let tangent = format_ident!("{}_tangent", name);
+    let tangent_doc = format!(
+        "Value of [`{name_s}`] and its Jacobian-vector product (forward mode): the derivative of `{name_s}` along the given tangents of its differentiated parameters. Generated by `#[differentiable(forward)]`."
+    );
+    let tangent_fn = quote! {
+        #[doc = #tangent_doc]
+        #[inline]
+        #allows
+        #vis fn #tangent (#inputs #sep #(#d_params),*) -> (#ret, #ret_tan) {
+            #pushforward_path(#(#args_plain,)* #(#d_args),*)
+        }
+    };
+
+    let reuse = reusable_args(sig);
+    // Tangent arguments with a unit tangent for active parameter `i` at `k`.
+    let unit_args = |i: usize, k: &Ident| -> Vec<TokenStream> {
+        let mut a = 0;
+        sig.params
+            .iter()
+            .map(|p| {
+                let n = &p.name;
+                if p.active {
+                    a += 1;
+                    if a - 1 == i {
+                        quote!(#fwd::unit_arg(&#n, #k))
+                    } else {
+                        quote!(#fwd::zero_arg(&#n))
+                    }
+                } else {
+                    quote!(#fwd::zero_arg(&#n))
+                }
+            })
+            .collect()
+    };
+    let actives: Vec<&parse::Param> = sig.active().collect();
+    let n_active = actives.len();
+    let part = |g: &Ident, i: usize| -> TokenStream {
+        if n_active == 1 {
+            quote!(#g)
+        } else {
+            let i = syn::Index::from(i);
+            quote!(#g.#i)
+        }
+    };
+    let k = format_ident!("__k");
+
+    let jacobian_fn = if opts.jacobian {
+        let jac = format_ident!("{}_jacobian", name);
+        let pullback = sig.sibling(&format_ident!("{}_pullback", name));
+        let original = sig.sibling(name);
+        let lens: Vec<TokenStream> = actives
+            .iter()
+            .map(|p| {
+                let n = &p.name;
+                quote!(#fwd::flat_len_of(&#n))
+            })
+            .collect();
+        let mut fwd_cols = Vec::new();
+        for (i, p) in actives.iter().enumerate() {
+            let n = &p.name;
+            let targs = unit_args(i, &k);
+            fwd_cols.push(quote! {
+                for #k in 0..#fwd::flat_len_of(&#n) {
+                    let (_, __dy) = #pushforward_path(#(#reuse,)* #(#targs),*);
+                    let mut __off = 0usize;
+                    #fwd::write_col_at(&mut __j, __col, &mut __off, &__dy);
+                    __col += 1;
+                }
+            });
+        }
+        let g = format_ident!("__g");
+        let mut rev_rows = Vec::new();
+        let slot = |i: usize| -> TokenStream {
+            let i = syn::Index::from(i);
+            quote!(#g.#i)
+        };
+        for (i, p) in sig.params.iter().enumerate() {
+            if p.active {
+                let s = slot(i);
+                rev_rows.push(quote!(#fwd::write_row_at(&mut __j, __i, &mut __off, &#s);));
+            }
+        }
+        let doc = format!(
+            "Value of [`{name_s}`] and its Jacobian with respect to the differentiated parameters: a dense row-major matrix with one row per scalar of the output and one column per scalar of the inputs (parameters in order). Uses one forward sweep per input scalar when there are no more inputs than outputs, otherwise one reverse sweep per output scalar. Generated by `#[differentiable(jacobian)]`."
+        );
+        quote! {
+            #[doc = #doc]
+            #allows
+            #vis fn #jac (#inputs) -> (#ret, ::tapeless::Jacobian) {
+                let __y = #original(#(#reuse),*);
+                let __n_in: usize = 0 #(+ #lens)*;
+                let __n_out = #fwd::flat_len_of(&__y);
+                let mut __j = ::tapeless::Jacobian::new(__n_out, __n_in);
+                if __n_in <= __n_out {
+                    // Forward mode: column by column.
+                    let mut __col = 0usize;
+                    #(#fwd_cols)*
+                } else {
+                    // Reverse mode: row by row.
+                    for __i in 0..__n_out {
+                        let (_, #g) = #pullback(#(#reuse,)* #fwd::unit(&__y, __i));
+                        let mut __off = 0usize;
+                        #(#rev_rows)*
+                    }
+                }
+                (__y, __j)
+            }
+        }
+    } else {
+        quote!()
+    };
+
+    let hessian_fns = if opts.hessian {
+        if !sig.scalar_ret {
+            return syn::Error::new_spanned(
+                &func.sig.output,
+                "`hessian` needs a function returning `f32` or `f64`; for vector outputs use `jacobian`",
+            )
+            .to_compile_error();
+        }
+        let adjoint = sig.sibling(&format_ident!("{}_adjoint", name));
+        let pf_adjoint = sig.sibling(&format_ident!("{}_pushforward_adjoint", name));
+        let grad_ty = sig.grad_type();
+        let v_params: Vec<TokenStream> = actives
+            .iter()
+            .map(|p| {
+                let v = format_ident!(
+                    "v_{}",
+                    if p.is_receiver {
+                        "self".to_string()
+                    } else {
+                        p.name.to_string()
+                    }
+                );
+                let ty = p.tangent_type();
+                quote!(#v: #ty)
+            })
+            .collect();
+        let v_args: Vec<TokenStream> = sig
+            .params
+            .iter()
+            .map(|p| {
+                let n = &p.name;
+                if p.active {
+                    let v = format_ident!(
+                        "v_{}",
+                        if p.is_receiver {
+                            "self".to_string()
+                        } else {
+                            p.name.to_string()
+                        }
+                    );
+                    quote!(#v)
+                } else {
+                    quote!(#fwd::zero_arg(&#n))
+                }
+            })
+            .collect();
+        let hvp = format_ident!("{}_hvp", name);
+        let hessian = format_ident!("{}_hessian", name);
+        let hvp_doc = format!(
+            "Value, gradient and Hessian-vector product `H v` of [`{name_s}`] with respect to its differentiated parameters (`v` has one tangent per differentiated parameter). `H v` is the reverse-mode derivative of the forward-mode tangent along `v` (reverse-over-forward). Generated by `#[differentiable(hessian)]`."
+        );
+        let hess_doc = format!(
+            "Value, gradient and dense Hessian of [`{name_s}`] with respect to its differentiated parameters (parameters' scalars in order), one Hessian-vector product per input scalar: for small inputs. Generated by `#[differentiable(hessian)]`."
+        );
+        let lens: Vec<TokenStream> = actives
+            .iter()
+            .map(|p| {
+                let n = &p.name;
+                quote!(#fwd::flat_len_of(&#n))
+            })
+            .collect();
+        let hv = format_ident!("__hv");
+        let col_writes: Vec<TokenStream> = (0..n_active)
+            .map(|i| {
+                let pt = part(&hv, i);
+                quote!(#fwd::write_col_at(&mut __h, __col, &mut __off, &#pt);)
+            })
+            .collect();
+        let mut cols = Vec::new();
+        for (i, p) in actives.iter().enumerate() {
+            let n = &p.name;
+            let targs = unit_args(i, &k);
+            cols.push(quote! {
+                for #k in 0..#fwd::flat_len_of(&#n) {
+                    let (_, #hv) = #pf_adjoint(#(#reuse,)* #(#targs,)* (0.0, 1.0));
+                    let mut __off = 0usize;
+                    #(#col_writes)*
+                    __col += 1;
+                }
+            });
+        }
+        quote! {
+            #[doc = #hvp_doc]
+            #allows
+            #vis fn #hvp (#inputs #sep #(#v_params),*) -> (#ret, #grad_ty, #grad_ty) {
+                let (__y, __g) = #adjoint(#(#reuse,)* 1.0);
+                let (_, __hv) = #pf_adjoint(#(#args_plain,)* #(#v_args,)* (0.0, 1.0));
+                (__y, __g, __hv)
+            }
+
+            #[doc = #hess_doc]
+            #allows
+            #vis fn #hessian (#inputs) -> (#ret, #grad_ty, ::tapeless::Jacobian) {
+                let (__y, __g) = #adjoint(#(#reuse,)* 1.0);
+                let __n: usize = 0 #(+ #lens)*;
+                let mut __h = ::tapeless::Jacobian::new(__n, __n);
+                let mut __col = 0usize;
+                #(#cols)*
+                (__y, __g, __h)
+            }
+        }
+    } else {
+        quote!()
+    };
+    quote! {
+        #pushforward_fn
+        #tangent_fn
+        #jacobian_fn
+        #hessian_fns
+    }
 }
 
 fn d_out_name() -> Ident {

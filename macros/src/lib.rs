@@ -11,6 +11,7 @@ mod ctxt;
 mod derive;
 mod emit;
 mod expand;
+mod forward;
 mod ir;
 mod lower;
 mod parse;

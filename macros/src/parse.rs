@@ -14,6 +14,19 @@ use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
 pub struct Options {
     /// `wrt(a, b)`: the parameters to differentiate, in place of the default.
     pub wrt: Option<Vec<Ident>>,
+    /// `forward`: also write `NAME_tangent` (and the hidden `NAME_pushforward`).
+    pub forward: bool,
+    /// `jacobian`: also write `NAME_jacobian` (implies `forward`).
+    pub jacobian: bool,
+    /// `hessian`: also write `NAME_hvp` and `NAME_hessian` (implies `forward`).
+    pub hessian: bool,
+}
+
+impl Options {
+    /// Whether any forward-mode companion is asked for.
+    pub fn any_forward(&self) -> bool {
+        self.forward || self.jacobian || self.hessian
+    }
 }
 
 impl Options {
@@ -37,9 +50,18 @@ impl Options {
                 let names = content.parse_terminated(parse_wrt_name, syn::Token![,])?;
                 opts.wrt = Some(names.into_iter().collect());
                 Ok(())
+            } else if meta.path.is_ident("forward") {
+                opts.forward = true;
+                Ok(())
+            } else if meta.path.is_ident("jacobian") {
+                opts.jacobian = true;
+                Ok(())
+            } else if meta.path.is_ident("hessian") {
+                opts.hessian = true;
+                Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown option `{}`: `#[differentiable]` takes `wrt(param, ...)`",
+                    "unknown option `{}`: `#[differentiable]` takes `wrt(param, ...)`, `forward`, `jacobian` and `hessian`",
                     meta.path.to_token_stream()
                 )))
             }

@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 mod forward;
+mod fwd_args;
 pub mod nn;
 pub mod optim;
 pub mod params;

@@ -12,6 +12,7 @@ pub use crate::rules;
 /// Forward mode: tangent functions, their pullbacks, Jacobian helpers.
 pub mod fwd {
     pub use crate::forward::*;
+    pub use crate::fwd_args::*;
 }
 use crate::tangent::{Differentiable, IndexTangent, Tangent};
 use core::marker::PhantomData;

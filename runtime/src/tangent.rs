@@ -35,6 +35,14 @@ pub trait Differentiable {
     fn complete_tangent(&self, t: Self::Tangent) -> Self::Tangent {
         t
     }
+
+    /// `t` as a forward-mode tangent of `self`: parts that are not
+    /// differentiated (`#[no_grad]` fields, which gradients carry as copies of
+    /// the value) set to zero. Forward-mode code applies it to the tangents it
+    /// is given, so a gradient can be passed as a direction.
+    fn forward_tangent(&self, t: Self::Tangent) -> Self::Tangent {
+        t
+    }
 }
 
 /// A gradient type: a vector space with a zero that needs no shape.
@@ -102,6 +110,20 @@ macro_rules! int_tangent {
 }
 int_tangent!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
 
+/// Values that carry no derivative at all (`bool`, `char`, strings): their
+/// tangent is `()`. Forward mode passes a tangent for every parameter, so a
+/// `bool` parameter needs one too.
+macro_rules! no_tangent {
+    ($($t:ty),*) => {$(
+        impl Differentiable for $t {
+            type Tangent = ();
+            #[inline(always)]
+            fn zero_tangent(&self) {}
+        }
+    )*};
+}
+no_tangent!(bool, char, str, String);
+
 /// The tangent of something with no derivative: `()` carries no information.
 impl Tangent for () {
     #[inline(always)]
@@ -120,6 +142,10 @@ impl<T: Differentiable + ?Sized> Differentiable for &T {
     fn complete_tangent(&self, t: T::Tangent) -> T::Tangent {
         (**self).complete_tangent(t)
     }
+    #[inline(always)]
+    fn forward_tangent(&self, t: T::Tangent) -> T::Tangent {
+        (**self).forward_tangent(t)
+    }
 }
 
 impl<T: Differentiable + ?Sized> Differentiable for &mut T {
@@ -131,6 +157,10 @@ impl<T: Differentiable + ?Sized> Differentiable for &mut T {
     #[inline(always)]
     fn complete_tangent(&self, t: T::Tangent) -> T::Tangent {
         (**self).complete_tangent(t)
+    }
+    #[inline(always)]
+    fn forward_tangent(&self, t: T::Tangent) -> T::Tangent {
+        (**self).forward_tangent(t)
     }
 }
 
