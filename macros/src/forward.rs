@@ -214,7 +214,7 @@ impl<'b> Fwd<'b> {
                         let a = tl.map(|a| quote_spanned!(span=> #f::div_op_d_lhs(#pr, #a)));
                         let b = tr.map(|b| quote_spanned!(span=> #f::div_op_d_rhs(#pr, #out, #b)));
                         match (a, b) {
-                            (Some(a), Some(b)) => Some(quote!(#a - (-#b))),
+                            (Some(a), Some(b)) => Some(quote!(#a + #b)),
                             (Some(a), None) => Some(a),
                             (None, Some(b)) => Some(b),
                             (None, None) => None,

@@ -31,6 +31,9 @@ pub(crate) use emit::emit_place_read;
 ///
 /// Options: `#[differentiable(wrt(a, b))]` differentiates with respect to the
 /// named parameters only. Parameters marked `#[no_grad]` are not differentiated.
+/// `forward` also writes `NAME_tangent` (Jacobian-vector products),
+/// `jacobian` writes `NAME_jacobian`, `hessian` writes `NAME_hvp` and
+/// `NAME_hessian` (see the crate README's "Forward mode" section).
 #[proc_macro_attribute]
 pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::differentiable(attr.into(), item.into()).into()

@@ -58,3 +58,8 @@ fn branches_and_exits() {
 fn calls_and_arrays() {
     check("calls_and_arrays");
 }
+
+#[test]
+fn forward_mode() {
+    check("forward_mode");
+}
