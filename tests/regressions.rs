@@ -394,3 +394,41 @@ fn fuzz_10_tuple_let_inactive_element_passed_to_a_call() {
         (0.6 * 0.6 + 3.0, 2.0)
     );
 }
+
+// Fuzz bug 11 (seed 2, program 82): `.to_vec()` of an array did not compile:
+// the copy's adjoint (a `Vec`) was handed to the array's adjoint (`[f64; N]`).
+
+/// f = w[0] a with w = arr.to_vec(): ∂f/∂a = arr[0], ∂f/∂arr = (a, 0, 0).
+#[differentiable]
+fn array_to_vec(a: f64, arr: [f64; 3]) -> f64 {
+    let w = arr.to_vec();
+    w[0] * a
+}
+
+/// f = w[1] a with w = [a, 2a].to_vec(): f = 2a², f' = 4a.
+#[differentiable]
+fn local_array_to_vec(a: f64) -> f64 {
+    let arr = [a, 2.0 * a];
+    let w = arr.to_vec();
+    w[1] * a
+}
+
+/// As `array_to_vec`, with the array behind a reference.
+#[differentiable]
+fn array_ref_to_vec(a: f64, arr: &[f64; 3]) -> f64 {
+    let w = arr.to_vec();
+    w[0] * a
+}
+
+#[test]
+fn fuzz_11_to_vec_of_an_array() {
+    assert_eq!(
+        array_to_vec_grad(2.0, [3.0, 4.0, 5.0]),
+        (6.0, (3.0, [2.0, 0.0, 0.0]))
+    );
+    assert_eq!(local_array_to_vec_grad(1.5), (4.5, 6.0));
+    assert_eq!(
+        array_ref_to_vec_grad(2.0, &[3.0, 4.0, 5.0]),
+        (6.0, (3.0, [2.0, 0.0, 0.0]))
+    );
+}

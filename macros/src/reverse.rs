@@ -348,10 +348,18 @@ impl<'b> Gen<'b> {
                     code.extend(quote!(#pv::acc(#adj, #d);));
                 }
             }
-            Expr::Method { rule, recv, .. } if matches!(rule.kind, RuleKind::Identity) => {
+            Expr::Method {
+                rule, recv, name, ..
+            } if matches!(rule.kind, RuleKind::Identity) => {
                 if let Some(p) = self.active_place(recv) {
                     let adj = self.adj_mut(id, region, p);
-                    code.extend(quote!(#pv::acc(#adj, #d);));
+                    if name == "to_vec" {
+                        // The copy of an array is a `Vec`: its adjoint is
+                        // added element-wise (`AccFrom<Vec<T>> for [T; N]`).
+                        code.extend(quote!(#pv::acc_from(#adj, #d);));
+                    } else {
+                        code.extend(quote!(#pv::acc(#adj, #d);));
+                    }
                 }
             }
             Expr::Binary(..) | Expr::Neg(_) | Expr::Method { .. } | Expr::Cast(..) => {
