@@ -432,3 +432,88 @@ fn fuzz_11_to_vec_of_an_array() {
         (6.0, (3.0, [2.0, 0.0, 0.0]))
     );
 }
+
+// GradBench finding 04: a differentiable method called on an element of a
+// slice of models (`comps[j].g(x)`) was rejected with "no derivative rule".
+
+#[derive(tapeless::Differentiable, Clone)]
+pub struct Component {
+    pub alpha: f64,
+    pub mu: Vec<f64>,
+}
+
+impl Component {
+    /// g = alpha - ½ Σ (x_t - mu_t)²: ∂g/∂alpha = 1, ∂g/∂mu_t = x_t - mu_t.
+    #[differentiable(wrt(self))]
+    pub fn log_weighted_density(&self, x: &[f64]) -> f64 {
+        let mut s = self.alpha;
+        for t in 0..x.len() {
+            s -= 0.5 * (x[t] - self.mu[t]) * (x[t] - self.mu[t]);
+        }
+        s
+    }
+}
+
+/// f = Σ_j g(comps[j]) squared per component: f = Σ_j g_j², ∂f/∂θ_j = 2 g_j ∂g_j/∂θ_j.
+#[differentiable(wrt(comps))]
+pub fn components_total(comps: &[Component], x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for j in 0..comps.len() {
+        let g = comps[j].log_weighted_density(x);
+        s += g * g;
+    }
+    s
+}
+
+#[test]
+fn gradbench_04_method_on_an_indexed_element() {
+    let comps = vec![
+        Component {
+            alpha: 0.5,
+            mu: vec![1.0, -1.0],
+        },
+        Component {
+            alpha: -0.2,
+            mu: vec![0.0, 2.0],
+        },
+    ];
+    let x = [0.5, 1.5];
+    let (_, g) = components_total_grad(&comps, &x);
+    for (j, c) in comps.iter().enumerate() {
+        let gj = c.log_weighted_density(&x);
+        assert_eq!(g[j].alpha, 2.0 * gj);
+        for t in 0..2 {
+            let want = 2.0 * gj * (x[t] - c.mu[t]);
+            assert!((g[j].mu[t] - want).abs() < 1e-12, "∂f/∂mu[{j}][{t}]");
+        }
+    }
+}
+
+// Bench finding 01: destructuring the value of an `if` was rejected
+// ("bind it to one name first").
+
+/// x, y = (ab, a + b) if a > 0 else (b, a); f = x y.
+#[differentiable]
+fn tuple_from_if(a: f64, b: f64) -> f64 {
+    let (x, y) = if a > 0.0 { (a * b, a + b) } else { (b, a) };
+    x * y
+}
+
+/// Sorting two values by shadowing them: (a, b) = (min, max); f = a b² (a smaller).
+#[differentiable]
+fn sorted_pair(a: f64, b: f64) -> f64 {
+    let (a, b) = if a > b { (b, a) } else { (a, b) };
+    a * b * b
+}
+
+#[test]
+fn bench_01_tuple_let_of_an_if() {
+    // a > 0: f = ab(a + b), ∂f/∂a = 2ab + b², ∂f/∂b = a² + 2ab; at (2, 3): 30, 21, 16.
+    assert_eq!(tuple_from_if_grad(2.0, 3.0), (30.0, (21.0, 16.0)));
+    // a ≤ 0: f = ba, ∂f/∂a = b, ∂f/∂b = a.
+    assert_eq!(tuple_from_if_grad(-2.0, 3.0), (-6.0, (3.0, -2.0)));
+    // f = s l² with s = min, l = max: ∂f/∂s = l², ∂f/∂l = 2 s l.
+    // (3, 2): s = b = 2, l = a = 3: f = 18, ∂f/∂a = 12, ∂f/∂b = 9.
+    assert_eq!(sorted_pair_grad(3.0, 2.0), (18.0, (12.0, 9.0)));
+    assert_eq!(sorted_pair_grad(2.0, 3.0), (18.0, (9.0, 12.0)));
+}

@@ -356,6 +356,30 @@ impl<'a> Lower<'a> {
             }
             _ => None,
         };
+        // `let (a, b) = if .. { (..) } else { (..) }`: the branches fill a
+        // temporary (reading the names as they were), then it is destructured.
+        let value = match value {
+            Some(LetValue::Deferred(branches)) if !matches!(pat, syn::Pat::Ident(_)) => {
+                let t = self.temp();
+                let id = self.stmt_id();
+                out.push(Stmt::Let {
+                    id,
+                    pat: Pat::Var(t),
+                    mutable: false,
+                    ty: ty.clone(),
+                    value: None,
+                    span,
+                });
+                self.fill_deferred(t, branches, out);
+                Some(LetValue::Expr(Expr::Atom(Atom::Place(Place {
+                    root: t,
+                    proj: Vec::new(),
+                    wrap: Vec::new(),
+                    span,
+                }))))
+            }
+            v => v,
+        };
         let Some(ir_pat) = self.pattern(pat) else {
             return;
         };
@@ -1471,8 +1495,12 @@ impl<'a> Lower<'a> {
 
     fn method_call(&mut self, m: &syn::ExprMethodCall, out: &mut Vec<Stmt>) -> Expr {
         let name = m.method.to_string();
-        // `self.g(..)` and `self.field.g(..)`: a differentiable method.
-        if receiver_is_self_path(&m.receiver) && !rules::has_method(&name) {
+        // `self.g(..)`, `self.field.g(..)` and `models[j].g(..)`: a
+        // differentiable method (called through `g_pullback`).
+        if (receiver_is_self_path(&m.receiver) || receiver_is_indexed_element(&m.receiver))
+            && !rules::has_method(&name)
+            && !STD_METHODS.contains(&name.as_str())
+        {
             let recv = self.atom(&m.receiver, out);
             let mut args = vec![recv];
             args.extend(m.args.iter().map(|a| self.atom(a, out)));
@@ -1758,6 +1786,54 @@ fn receiver_is_self_path(e: &syn::Expr) -> bool {
         _ => false,
     }
 }
+
+/// `xs[j]`, `xs[j].field`, `(xs[j])`: an element of an array, slice or `Vec`
+/// (not a slice of one).
+fn receiver_is_indexed_element(e: &syn::Expr) -> bool {
+    match e {
+        syn::Expr::Index(ix) => !is_range(&ix.index),
+        syn::Expr::Field(f) => receiver_is_indexed_element(&f.base),
+        syn::Expr::Paren(p) => receiver_is_indexed_element(&p.expr),
+        _ => false,
+    }
+}
+
+/// Methods of the standard library's collections and iterators: never a
+/// user's differentiable method, so their misuse keeps its own error.
+const STD_METHODS: &[&str] = &[
+    "push",
+    "pop",
+    "insert",
+    "remove",
+    "extend",
+    "extend_from_slice",
+    "truncate",
+    "resize",
+    "swap",
+    "reverse",
+    "sort",
+    "sort_by",
+    "fill",
+    "iter",
+    "iter_mut",
+    "into_iter",
+    "map",
+    "sum",
+    "product",
+    "fold",
+    "first",
+    "last",
+    "get",
+    "get_mut",
+    "contains",
+    "split_at",
+    "chunks",
+    "windows",
+    "as_slice",
+    "to_string",
+    "unwrap",
+    "expect",
+];
 
 /// `x[a..b]`, `&x[a..]`: slicing.
 fn range_indexed(e: &syn::Expr) -> Option<&syn::ExprIndex> {
