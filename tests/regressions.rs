@@ -437,15 +437,15 @@ fn fuzz_11_to_vec_of_an_array() {
 // slice of models (`comps[j].g(x)`) was rejected with "no derivative rule".
 
 #[derive(tapeless::Differentiable, Clone)]
-pub struct Component {
-    pub alpha: f64,
-    pub mu: Vec<f64>,
+struct Component {
+    alpha: f64,
+    mu: Vec<f64>,
 }
 
 impl Component {
     /// g = alpha - ½ Σ (x_t - mu_t)²: ∂g/∂alpha = 1, ∂g/∂mu_t = x_t - mu_t.
     #[differentiable(wrt(self))]
-    pub fn log_weighted_density(&self, x: &[f64]) -> f64 {
+    fn log_weighted_density(&self, x: &[f64]) -> f64 {
         let mut s = self.alpha;
         for t in 0..x.len() {
             s -= 0.5 * (x[t] - self.mu[t]) * (x[t] - self.mu[t]);
@@ -456,7 +456,7 @@ impl Component {
 
 /// f = Σ_j g(comps[j]) squared per component: f = Σ_j g_j², ∂f/∂θ_j = 2 g_j ∂g_j/∂θ_j.
 #[differentiable(wrt(comps))]
-pub fn components_total(comps: &[Component], x: &[f64]) -> f64 {
+fn components_total(comps: &[Component], x: &[f64]) -> f64 {
     let mut s = 0.0;
     for j in 0..comps.len() {
         let g = comps[j].log_weighted_density(x);
@@ -516,4 +516,34 @@ fn bench_01_tuple_let_of_an_if() {
     // (3, 2): s = b = 2, l = a = 3: f = 18, ∂f/∂a = 12, ∂f/∂b = 9.
     assert_eq!(sorted_pair_grad(3.0, 2.0), (18.0, (12.0, 9.0)));
     assert_eq!(sorted_pair_grad(2.0, 3.0), (18.0, (9.0, 12.0)));
+}
+
+// GradBench finding 02: a call argument borrowing a local that the loop
+// writes later (`pick(a, &sub[..1])` then `sub[0] = ..`) kept the borrow alive
+// in the saved copy.
+
+/// a[idx[0]].
+#[differentiable]
+fn pick(a: &[f64], idx: &[usize]) -> f64 {
+    a[idx[0]] * a[idx[0]]
+}
+
+/// f = Σ_j a[idx[j]]²: ∂f/∂a_i = 2 a_i · (number of j with idx[j] = i).
+#[differentiable]
+fn sum_picks(a: &[f64], idx: &[usize]) -> f64 {
+    let mut s = 0.0;
+    let mut sub = [0usize; 4];
+    for j in 0..idx.len() {
+        sub[0] = idx[j];
+        s += pick(a, &sub[..1]);
+    }
+    s
+}
+
+#[test]
+fn gradbench_02_borrowed_argument_saved_across_a_write() {
+    let a = [1.0, 2.0, 3.0];
+    let (v, g) = sum_picks_grad(&a, &[2, 0, 2]);
+    assert_eq!(v, 9.0 + 1.0 + 9.0);
+    assert_eq!(g, vec![2.0, 0.0, 12.0]);
 }

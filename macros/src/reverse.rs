@@ -69,6 +69,8 @@ pub struct Gen<'b> {
     typed: HashMap<StmtId, Expr>,
     n_consts: usize,
     n_tmp: usize,
+    /// Variables bound to a borrow (`let t = &x[..k];`).
+    borrows: Vec<bool>,
 }
 
 /// Generated code reaches the runtime's support module through this alias,
@@ -128,6 +130,23 @@ impl<'b> Gen<'b> {
                 moved[i] = false;
             }
         }
+        // Variables bound to a borrow (`let t = &sub[..1];`): a saved copy
+        // must own the data, not keep it borrowed across later writes.
+        let mut borrows = vec![false; body.vars.len()];
+        walk(&body.block.stmts, &mut |s| {
+            if let Stmt::Let {
+                pat: Pat::Var(v),
+                value: Some(e),
+                ..
+            } = s
+            {
+                borrows[*v] = match e {
+                    Expr::Opaque { expr, .. } => matches!(**expr, syn::Expr::Reference(_)),
+                    Expr::Atom(Atom::Place(p)) => p.wrap.last() == Some(&Wrap::Ref),
+                    _ => false,
+                };
+            }
+        });
         let in_scope: Vec<bool> = body
             .vars
             .iter()
@@ -156,6 +175,7 @@ impl<'b> Gen<'b> {
             witness: HashMap::new(),
             indexed,
             n_tmp: 0,
+            borrows,
         }
     }
 
@@ -251,8 +271,13 @@ impl<'b> Gen<'b> {
         } else {
             let slot = format_ident!("__s{}", self.n_slots);
             self.n_slots += 1;
+            let borrowed_arg = kind == ReadKind::CallArg
+                && matches!(a, Atom::Place(p) if p.proj.is_empty() && p.wrap.is_empty() && self.borrows[p.root]);
             let saved = match kind {
                 ReadKind::Shape => quote!(#pv::shape_of(#pv::prim(&#bare))),
+                // A borrowed argument (`&sub[..1]`): an owned copy of the data,
+                // lent to the call again in the reverse sweep.
+                ReadKind::CallArg if borrowed_arg => quote!(#pv::save_owned(#pv::prim(&#bare))),
                 // The value itself, owned: saving a reference (`e` in
                 // `for e in w.iter()`) would keep `w` borrowed.
                 ReadKind::Value => quote!(#pv::save_owned(#pv::prim(&#bare))),
@@ -291,6 +316,7 @@ impl<'b> Gen<'b> {
                 ReadKind::Value => quote!(#pv::prim(&#slot)),
                 ReadKind::Shape => quote!(&#slot),
                 ReadKind::Plain => quote!(#slot),
+                ReadKind::CallArg if borrowed_arg => quote!(&#slot),
                 ReadKind::CallArg => with_wraps(quote!(#slot), a),
             }
         };
