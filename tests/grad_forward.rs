@@ -459,3 +459,38 @@ fn tuple_output_tangent() {
     assert_close(dx, th.cos() * 0.5 + r * th.sin() * 0.25, "dx");
     assert_close(dy, th.sin() * 0.5 - r * th.cos() * 0.25, "dy");
 }
+
+// ---------------------------------------------------------------------------
+// Custom derivatives in forward mode
+
+fn softplus(x: f64) -> f64 {
+    if x > 30.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// softplus'(x) = sigmoid(x), by hand.
+#[tapeless::derivative(of = softplus)]
+fn softplus_adjoint(x: f64, d_out: f64) -> (f64, f64) {
+    (softplus(x), d_out / (1.0 + (-x).exp()))
+}
+
+#[differentiable(forward)]
+fn soft_loss(x: f64, y: f64) -> f64 {
+    softplus(x * y) + y
+}
+
+#[test]
+fn custom_derivative_in_forward_mode() {
+    // d/dt f along (dx, dy) = σ(xy)(y dx + x dy) + dy.
+    let (x, y): (f64, f64) = (0.4, -1.3);
+    let s = 1.0 / (1.0 + (-(x * y)).exp());
+    let (_, t) = soft_loss_tangent(x, y, 0.5, 2.0);
+    assert_close(
+        t,
+        s * (y * 0.5 + x * 2.0) + 2.0,
+        "J v through the custom rule",
+    );
+}

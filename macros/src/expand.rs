@@ -697,6 +697,45 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
         quote!(#user)
     };
     let allows = allows();
+    // Forward mode through the custom rule, for scalar results: the tangent
+    // is the gradient (one reverse sweep) dotted with the parameters' tangents.
+    let scalar =
+        matches!(&value_ty, syn::Type::Path(p) if p.path.is_ident("f64") || p.path.is_ident("f32"));
+    let pushforward_fn = if scalar {
+        let pushforward = crate::forward::pushforward_name(&of_name);
+        let tan_params: Vec<TokenStream> = sig
+            .params
+            .iter()
+            .map(|p| {
+                let t = crate::forward::tangent_name(&p.name);
+                let ty = p.tangent_type();
+                quote!(#t: #ty)
+            })
+            .collect();
+        let dots: Vec<TokenStream> = sig
+            .params
+            .iter()
+            .zip(&spread)
+            .filter(|(p, _)| p.active)
+            .map(|(p, g)| {
+                let t = crate::forward::tangent_name(&p.name);
+                let n = &p.name;
+                quote!(+ ::tapeless::__private::fwd::dot(&#n, &#g, &#t))
+            })
+            .collect();
+        quote! {
+            /// Forward mode through the custom rule: the gradient dotted with the tangents.
+            #[doc(hidden)]
+            #allows
+            #vis fn #pushforward(#inputs #sep #(#tan_params),*) -> (#value_ty, #value_ty) {
+                let (__v, __g) = #user_path(#(#args,)* 1.0);
+                let __t = 0.0 #(#dots)*;
+                (__v, __t as #value_ty)
+            }
+        }
+    } else {
+        quote!()
+    };
     quote! {
         #func
 
@@ -708,6 +747,8 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
             let (__v, __g) = #user_path(#(#args,)* d_out);
             (__v, (#(#spread,)*))
         }
+
+        #pushforward_fn
     }
 }
 

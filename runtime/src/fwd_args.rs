@@ -167,3 +167,22 @@ impl Flat for crate::tensor::Tensor {
         *self = crate::tensor::Tensor::from_vec(data, self.shape());
     }
 }
+
+/// `<g, t>` for a gradient `g` and a tangent `t` of the value `x` (forward mode
+/// through a `#[derivative]` rule). `x` only fixes the types; the tangent's
+/// parts that are not differentiated are ignored.
+pub fn dot<X>(x: &X, g: &X::Tangent, t: &X::Tangent) -> f64
+where
+    X: Differentiable + ?Sized,
+    X::Tangent: Flat + Clone,
+{
+    let t = x.forward_tangent(t.clone());
+    let n = g.flat_len();
+    if n == 0 || t.flat_len() == 0 {
+        return 0.0;
+    }
+    let (mut a, mut b) = (vec![0.0; n], vec![0.0; t.flat_len()]);
+    g.write_flat(&mut a);
+    t.write_flat(&mut b);
+    a.iter().zip(&b).map(|(u, v)| u * v).sum()
+}
