@@ -209,15 +209,18 @@ fn forward_items(
         tan_params.push(quote!(#t: #ty));
         if p.active && derive_like(&p.ty) {
             let n = &p.name;
-            rebinds.push(quote!(let #t = #fwd::sanitize(&#n, #t);));
+            rebinds.push(quote!(let #t = #fwd::sanitize(&#n, &#t);));
         }
         if p.active && matches!(p.ty, syn::Type::Reference(_)) {
             rebinds.push(quote!(let #t = &#t;));
         }
     }
-    let active_names: Vec<&Ident> = sig.active().map(|p| &p.name).collect();
+    // Differentiated in the parameters and in their tangents: a caller's
+    // tangent argument (`2 a ȧ` for `g(a * a)`) depends on its parameters.
+    let mut wrt_names: Vec<Ident> = sig.active().map(|p| p.name.clone()).collect();
+    wrt_names.extend(sig.active().map(|p| tangent_name(&p.name)));
     let hess_attr = if opts.hessian {
-        quote!(#[::tapeless::differentiable(wrt(#(#active_names),*))])
+        quote!(#[::tapeless::differentiable(wrt(#(#wrt_names),*))])
     } else {
         quote!()
     };
@@ -306,14 +309,6 @@ fn forward_items(
     };
     let actives: Vec<&parse::Param> = sig.active().collect();
     let n_active = actives.len();
-    let part = |g: &Ident, i: usize| -> TokenStream {
-        if n_active == 1 {
-            quote!(#g)
-        } else {
-            let i = syn::Index::from(i);
-            quote!(#g.#i)
-        }
-    };
     let k = format_ident!("__k");
 
     let jacobian_fn = if opts.jacobian {
@@ -444,9 +439,21 @@ fn forward_items(
             })
             .collect();
         let hv = format_ident!("__hv");
+        // The adjoint also returns the tangents' gradients: the first
+        // `n_active` parts are `H v`.
+        let hv_part = |i: usize| -> TokenStream {
+            let i = syn::Index::from(i);
+            quote!(#hv.#i)
+        };
+        let hv_parts = if n_active == 1 {
+            hv_part(0)
+        } else {
+            let ps: Vec<TokenStream> = (0..n_active).map(hv_part).collect();
+            quote!((#(#ps,)*))
+        };
         let col_writes: Vec<TokenStream> = (0..n_active)
             .map(|i| {
-                let pt = part(&hv, i);
+                let pt = hv_part(i);
                 quote!(#fwd::write_col_at(&mut __h, __col, &mut __off, &#pt);)
             })
             .collect();
@@ -469,7 +476,7 @@ fn forward_items(
             #vis fn #hvp (#inputs #sep #(#v_params),*) -> (#ret, #grad_ty, #grad_ty) {
                 let (__y, __g) = #adjoint(#(#reuse,)* 1.0);
                 let (_, __hv) = #pf_adjoint(#(#args_plain,)* #(#v_args,)* (0.0, 1.0));
-                (__y, __g, __hv)
+                (__y, __g, #hv_parts)
             }
 
             #[doc = #hess_doc]

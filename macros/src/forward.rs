@@ -160,6 +160,9 @@ impl<'b> Fwd<'b> {
     /// The tangent of `a`, or a zero of its shape.
     fn tan_or_zero(&self, a: &Atom) -> TokenStream {
         self.tan_atom(a).unwrap_or_else(|| {
+            if let Some(z) = literal_zero(a) {
+                return z;
+            }
             let f = fwd();
             let x = emit_atom(self.vars(), a);
             quote!(#f::zero(&#x))
@@ -174,6 +177,9 @@ impl<'b> Fwd<'b> {
         match self.tan_atom(a) {
             Some(t) => quote!(#f::arg(&#t)),
             None => {
+                if let Some(z) = literal_zero(a) {
+                    return z;
+                }
                 let x = emit_atom(self.vars(), a);
                 quote!(#f::zero_arg(&#x))
             }
@@ -396,7 +402,13 @@ impl<'b> Fwd<'b> {
                             let #m #pat_t #ty_t = #tmp;
                         );
                     };
-                    return quote!(let (#m #pat_t, #m #tp) = #call;);
+                    if *mutable {
+                        // `let (mut a, mut b) = ..` loses its `mut`s when
+                        // differentiated again: bind, then move.
+                        let (pv, tv) = (self.tmp("v"), self.tmp("t"));
+                        return quote!(let (#pv, #tv) = #call; let mut #pat_t #ty_t = #pv; let mut #tp = #tv;);
+                    }
+                    return quote!(let (#pat_t, #tp) = #call;);
                 }
                 let e = emit_expr(vars, value);
                 let primal = quote!(let #m #pat_t #ty_t = #e;);
@@ -410,6 +422,26 @@ impl<'b> Fwd<'b> {
                         });
                         let tn = tangent_name(name);
                         quote!(#primal let #m #tn = #t;)
+                    }
+                    Pat::Tuple(ps)
+                        if matches!(value, Expr::Tuple(xs) if xs.len() == ps.len())
+                            && ps.iter().all(|p| matches!(p, Pat::Var(_) | Pat::Wild)) =>
+                    {
+                        // `let (a, b) = (x, y)`: element by element.
+                        let Expr::Tuple(xs) = value else {
+                            unreachable!()
+                        };
+                        let mut code = primal;
+                        for (p, x) in ps.iter().zip(xs) {
+                            if let Pat::Var(v) = p {
+                                if self.varied(*v) {
+                                    let tn = tangent_name(&vars[*v].name);
+                                    let t = self.tan_or_zero(x);
+                                    code.extend(quote!(let #m #tn = #t;));
+                                }
+                            }
+                        }
+                        code
                     }
                     _ => {
                         // A tuple pattern: the tangent of the whole value, destructured.
@@ -522,16 +554,26 @@ impl<'b> Fwd<'b> {
             }
             Stmt::Return(_, a) => {
                 let v = emit_atom(vars, a);
-                let t = self.tan_or_zero(a);
-                quote!(return (#v, #t);)
+                let (pre, t) = self.out_tangent(a);
+                quote!(#pre return (#v, #t);)
             }
             Stmt::Tail(a) => {
                 let v = emit_atom(vars, a);
-                let t = self.tan_or_zero(a);
-                quote!((#v, #t))
+                let (pre, t) = self.out_tangent(a);
+                quote!(#pre (#v, #t))
             }
             Stmt::Opaque(t) => t.clone(),
         }
+    }
+
+    /// The output's tangent; a zero is made before the output moves.
+    fn out_tangent(&mut self, a: &Atom) -> (TokenStream, TokenStream) {
+        if self.tan_atom(a).is_some() || literal_zero(a).is_some() {
+            return (quote!(), self.tan_or_zero(a));
+        }
+        let z = self.tmp("z");
+        let t = self.tan_or_zero(a);
+        (quote!(let #z = #t;), quote!(#z))
     }
 
     fn label_of(&self, lp: LoopId, region: RegionId) -> TokenStream {
@@ -548,6 +590,22 @@ impl<'b> Fwd<'b> {
             .exits
             .iter()
             .any(|e| e.target == Some(lp) && e.loops.last() != Some(&lp))
+    }
+}
+
+/// The zero tangent of a number literal, as a literal the context types
+/// (`0.0` is an `f32` where `1.5` is): `fwd::zero(&1.5)` would fix `f64`.
+fn literal_zero(a: &Atom) -> Option<TokenStream> {
+    match a {
+        Atom::Lit(syn::Lit::Float(f)) => {
+            let z = syn::LitFloat::new(&format!("0.0{}", f.suffix()), f.span());
+            Some(quote!(#z))
+        }
+        Atom::Lit(syn::Lit::Int(i)) => {
+            let z = syn::LitInt::new(&format!("0{}", i.suffix()), i.span());
+            Some(quote!(#z))
+        }
+        _ => None,
     }
 }
 

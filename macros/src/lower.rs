@@ -380,6 +380,24 @@ impl<'a> Lower<'a> {
             }
             v => v,
         };
+        // `let (mut a, b) = v`: the IR's tuple patterns have no `mut`; bind
+        // `v` to a temporary and each name to its field.
+        if matches!(pat, syn::Pat::Tuple(_)) && pat_has_mut(pat) {
+            if let Some(LetValue::Expr(v)) = value {
+                let t = self.temp();
+                let id = self.stmt_id();
+                out.push(Stmt::Let {
+                    id,
+                    pat: Pat::Var(t),
+                    mutable: false,
+                    ty,
+                    value: Some(v),
+                    span,
+                });
+                self.destructure(pat, t, Vec::new(), span, out);
+                return;
+            }
+        }
         let Some(ir_pat) = self.pattern(pat) else {
             return;
         };
@@ -437,6 +455,48 @@ impl<'a> Lower<'a> {
                     mutable,
                     ty,
                     value: None,
+                    span,
+                });
+            }
+        }
+    }
+
+    /// `let <pat> = t.<proj>` for a tuple pattern, one `let` per name.
+    fn destructure(
+        &mut self,
+        pat: &syn::Pat,
+        t: VarId,
+        proj: Vec<Proj>,
+        span: Span,
+        out: &mut Vec<Stmt>,
+    ) {
+        match pat {
+            syn::Pat::Tuple(tp) => {
+                for (k, p) in tp.elems.iter().enumerate() {
+                    let mut pr = proj.clone();
+                    pr.push(Proj::Field(syn::Member::Unnamed(syn::Index::from(k))));
+                    self.destructure(p, t, pr, span, out);
+                }
+            }
+            syn::Pat::Paren(p) => self.destructure(&p.pat, t, proj, span, out),
+            syn::Pat::Wild(_) => {}
+            other => {
+                let mutable = matches!(other, syn::Pat::Ident(pi) if pi.mutability.is_some());
+                let Some(ir_pat) = self.pattern(other) else {
+                    return;
+                };
+                let id = self.stmt_id();
+                out.push(Stmt::Let {
+                    id,
+                    pat: ir_pat,
+                    mutable,
+                    ty: None,
+                    value: Some(Expr::Atom(Atom::Place(Place {
+                        root: t,
+                        proj,
+                        wrap: Vec::new(),
+                        span,
+                    }))),
                     span,
                 });
             }
@@ -1370,7 +1430,9 @@ impl<'a> Lower<'a> {
                         p.wrap.push(Wrap::Ref);
                         Atom::Place(p)
                     }
-                    other => other,
+                    // `&1.5`, `&CONST`: a constant still, behind its `&`.
+                    Atom::Lit(l) => Atom::Const(quote::quote!(&#l)),
+                    Atom::Const(t) => Atom::Const(quote::quote!(&#t)),
                 }
             }
             syn::Expr::Unary(u) => {
@@ -1380,7 +1442,8 @@ impl<'a> Lower<'a> {
                         p.wrap.push(Wrap::Deref);
                         Atom::Place(p)
                     }
-                    other => other,
+                    Atom::Lit(l) => Atom::Const(quote::quote!(*#l)),
+                    Atom::Const(t) => Atom::Const(quote::quote!(*#t)),
                 }
             }
             syn::Expr::Field(f) => {
@@ -1783,6 +1846,16 @@ fn receiver_is_self_path(e: &syn::Expr) -> bool {
         syn::Expr::Path(p) => p.path.is_ident("self"),
         syn::Expr::Field(f) => receiver_is_self_path(&f.base),
         syn::Expr::Paren(p) => receiver_is_self_path(&p.expr),
+        _ => false,
+    }
+}
+
+/// A pattern binding some name with `mut`.
+fn pat_has_mut(p: &syn::Pat) -> bool {
+    match p {
+        syn::Pat::Ident(pi) => pi.mutability.is_some(),
+        syn::Pat::Tuple(t) => t.elems.iter().any(pat_has_mut),
+        syn::Pat::Paren(p) => pat_has_mut(&p.pat),
         _ => false,
     }
 }

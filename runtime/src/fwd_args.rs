@@ -52,21 +52,28 @@ where
 }
 
 /// The tangent `t` given for the parameter `x`, with the parts that are not
-/// differentiated set to zero ([`Differentiable::forward_tangent`]).
+/// differentiated set to zero ([`Differentiable::forward_tangent`]). Takes `t`
+/// by reference, so a second differentiation can read it again.
 #[inline(always)]
-pub fn sanitize<X: Differentiable + ?Sized>(x: &X, t: X::Tangent) -> X::Tangent {
-    x.forward_tangent(t)
+pub fn sanitize<X: Differentiable + ?Sized>(x: &X, t: &X::Tangent) -> X::Tangent
+where
+    X::Tangent: Clone,
+{
+    x.forward_tangent(t.clone())
 }
 
-/// [`sanitize`] depends on `x` only through its structure, and is called on
-/// tangents that are given, not differentiated.
+/// [`sanitize`] depends on `x` only through its structure, and is linear
+/// in `t` (a projection, so its own transpose).
 #[inline(always)]
-pub fn sanitize_pullback<X: Differentiable + ?Sized, G>(
+pub fn sanitize_pullback<X: Differentiable + ?Sized>(
     x: &X,
-    t: X::Tangent,
-    _g: G,
-) -> (X::Tangent, (NoGrad, NoGrad)) {
-    (x.forward_tangent(t), (NoGrad, NoGrad))
+    t: &X::Tangent,
+    g: X::Tangent,
+) -> (X::Tangent, (NoGrad, X::Tangent))
+where
+    X::Tangent: Clone,
+{
+    (x.forward_tangent(t.clone()), (NoGrad, x.forward_tangent(g)))
 }
 
 /// [`zero`](super::fwd::zero) does not depend on `x`: no cotangent flows back.
