@@ -2,13 +2,17 @@
 
 pub mod ba;
 pub mod det;
+pub mod gd;
 pub mod gmm;
 pub mod hello;
 pub mod ht;
+pub mod kmeans;
 pub mod llsq;
 pub mod lse;
 pub mod lstm;
 pub mod ode;
+pub mod particle;
+pub mod saddle;
 
 use crate::protocol::Evaluated;
 use serde_json::Value;
@@ -27,6 +31,9 @@ pub const MODULES: &[(&str, Evaluate)] = &[
     ("ode", ode::evaluate),
     ("det", det::evaluate),
     ("ht", ht::evaluate),
+    ("kmeans", kmeans::evaluate),
+    ("particle", particle::evaluate),
+    ("saddle", saddle::evaluate),
 ];
 
 /// The error for a function the eval does not define.
