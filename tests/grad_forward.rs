@@ -494,3 +494,54 @@ fn custom_derivative_in_forward_mode() {
         "J v through the custom rule",
     );
 }
+
+// ---------------------------------------------------------------------------
+// Nested differentiation: generated `_grad` and `_tangent` called inside
+// differentiable code
+
+/// φ(x, w) = w x² + sin(x w): ∂φ/∂x = 2 w x + w cos(x w).
+#[differentiable(forward, hessian)]
+fn potential(x: f64, w: f64) -> f64 {
+    w * x * x + (x * w).sin()
+}
+
+/// Reverse over reverse: g(w) = (∂φ/∂x)(x0, w)² at x0 = 0.7.
+#[differentiable]
+fn slope_sq(w: f64) -> f64 {
+    let (_, (gx, _)) = potential_grad(0.7, w);
+    gx * gx
+}
+
+/// Forward over reverse: the same g.
+#[differentiable(forward)]
+fn slope_sq_fwd(w: f64) -> f64 {
+    let (_, (gx, _)) = potential_grad(0.7, w);
+    gx * gx
+}
+
+/// Forward over forward: the directional derivative along (1, 0), i.e. ∂φ/∂x.
+#[differentiable(forward)]
+fn slope_ff(w: f64) -> f64 {
+    let (_, d) = potential_tangent(0.7, w, 1.0, 0.0);
+    d * d
+}
+
+#[test]
+fn nested_gradients() {
+    // ∂φ/∂x = 2 w x + w cos(x w) =: s(w); g = s², g' = 2 s s' with
+    // s'(w) = 2x + cos(xw) - x w sin(xw).
+    let x: f64 = 0.7;
+    for w in [0.3, -1.2, 2.0] {
+        let s = 2.0 * w * x + w * (x * w).cos();
+        let ds = 2.0 * x + (x * w).cos() - x * w * (x * w).sin();
+        let want = 2.0 * s * ds;
+        let (v, g) = slope_sq_grad(w);
+        assert_close(v, s * s, "g");
+        assert_close(g, want, "reverse over reverse");
+        let (_, t) = slope_sq_fwd_tangent(w, 1.0);
+        assert_close(t, want, "forward over reverse");
+        let (v, t) = slope_ff_tangent(w, 1.0);
+        assert_close(v, s * s, "g by forward mode");
+        assert_close(t, want, "forward over forward");
+    }
+}

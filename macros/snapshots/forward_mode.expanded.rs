@@ -348,6 +348,176 @@ pub fn energy_hvp(
     let (_, __hv) = energy_pushforward_adjoint(x, k, v_x, v_k, (0.0, 1.0));
     (__y, __g, (__hv.0, __hv.1))
 }
+/// The pullback of the generated `_grad` (reverse over reverse):
+/// `d_out.0 ∇f + H d_out.1`, the adjoint of the tangent seeded with `(d_out.0, 1)`.
+#[doc(hidden)]
+#[allow(
+    dead_code,
+    unused_mut,
+    unused_variables,
+    unused_labels,
+    unused_parens,
+    unused_braces,
+    unreachable_code,
+    non_snake_case,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery
+)]
+pub fn energy_grad_pullback(
+    x: &[f64],
+    k: f64,
+    d_out: (
+        f64,
+        (
+            <[f64] as ::tapeless::Differentiable>::Tangent,
+            <f64 as ::tapeless::Differentiable>::Tangent,
+        ),
+    ),
+) -> (
+    (
+        f64,
+        (
+            <[f64] as ::tapeless::Differentiable>::Tangent,
+            <f64 as ::tapeless::Differentiable>::Tangent,
+        ),
+    ),
+    (
+        <[f64] as ::tapeless::Differentiable>::Tangent,
+        <f64 as ::tapeless::Differentiable>::Tangent,
+    ),
+) {
+    let (__y, __g) = energy_adjoint(x, ::core::clone::Clone::clone(&k), 1.0);
+    let (_, __c) = energy_pushforward_adjoint(
+        x,
+        k,
+        d_out.1.0,
+        d_out.1.1,
+        (d_out.0, 1.0),
+    );
+    ((__y, __g), (__c.0, __c.1))
+}
+/// The pushforward of the generated `_grad` (forward over reverse): `(∇f · v, H v)`.
+#[doc(hidden)]
+#[allow(
+    dead_code,
+    unused_mut,
+    unused_variables,
+    unused_labels,
+    unused_parens,
+    unused_braces,
+    unreachable_code,
+    non_snake_case,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery
+)]
+pub fn energy_grad_pushforward(
+    x: &[f64],
+    k: f64,
+    __tan_x: <[f64] as ::tapeless::Differentiable>::Tangent,
+    __tan_k: <f64 as ::tapeless::Differentiable>::Tangent,
+) -> (
+    (
+        f64,
+        (
+            <[f64] as ::tapeless::Differentiable>::Tangent,
+            <f64 as ::tapeless::Differentiable>::Tangent,
+        ),
+    ),
+    (
+        f64,
+        (
+            <[f64] as ::tapeless::Differentiable>::Tangent,
+            <f64 as ::tapeless::Differentiable>::Tangent,
+        ),
+    ),
+) {
+    let (__y, __g, __hv) = energy_hvp(
+        x,
+        ::core::clone::Clone::clone(&k),
+        ::core::clone::Clone::clone(&__tan_x),
+        ::core::clone::Clone::clone(&__tan_k),
+    );
+    let __ydot = 0.0 + ::tapeless::__private::fwd::dot(&x, &__g.0, &__tan_x)
+        + ::tapeless::__private::fwd::dot(&k, &__g.1, &__tan_k);
+    ((__y, __g), (__ydot as f64, __hv))
+}
+/// The pullback of the generated `_tangent`: the adjoint of the pushforward.
+#[doc(hidden)]
+#[allow(
+    dead_code,
+    unused_mut,
+    unused_variables,
+    unused_labels,
+    unused_parens,
+    unused_braces,
+    unreachable_code,
+    non_snake_case,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery
+)]
+pub fn energy_tangent_pullback(
+    x: &[f64],
+    k: f64,
+    d_x: <[f64] as ::tapeless::Differentiable>::Tangent,
+    d_k: <f64 as ::tapeless::Differentiable>::Tangent,
+    d_out: (f64, f64),
+) -> (
+    (f64, f64),
+    (
+        <[f64] as ::tapeless::Differentiable>::Tangent,
+        <f64 as ::tapeless::Differentiable>::Tangent,
+        <[f64] as ::tapeless::Differentiable>::Tangent,
+        <f64 as ::tapeless::Differentiable>::Tangent,
+    ),
+) {
+    let (__v, __c) = energy_pushforward_adjoint(x, k, d_x, d_k, d_out);
+    (__v, (__c.0, __c.1, __c.2, __c.3))
+}
+/// The pushforward of the generated `_tangent` (forward over forward):
+/// `(∇f · u, uᵀ H v + ∇f · w)` along `(u, w)`.
+#[doc(hidden)]
+#[allow(
+    dead_code,
+    unused_mut,
+    unused_variables,
+    unused_labels,
+    unused_parens,
+    unused_braces,
+    unreachable_code,
+    non_snake_case,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery
+)]
+pub fn energy_tangent_pushforward(
+    x: &[f64],
+    k: f64,
+    d_x: <[f64] as ::tapeless::Differentiable>::Tangent,
+    d_k: <f64 as ::tapeless::Differentiable>::Tangent,
+    __tan_x: <[f64] as ::tapeless::Differentiable>::Tangent,
+    __tan_k: <f64 as ::tapeless::Differentiable>::Tangent,
+    __tan_d_x: <[f64] as ::tapeless::Differentiable>::Tangent,
+    __tan_d_k: <f64 as ::tapeless::Differentiable>::Tangent,
+) -> ((f64, f64), (f64, f64)) {
+    let (__y, __g, __hv) = energy_hvp(
+        x,
+        ::core::clone::Clone::clone(&k),
+        ::core::clone::Clone::clone(&d_x),
+        ::core::clone::Clone::clone(&d_k),
+    );
+    let __ydot = 0.0 + ::tapeless::__private::fwd::dot(&x, &__g.0, &d_x)
+        + ::tapeless::__private::fwd::dot(&k, &__g.1, &d_k);
+    let __y_u = 0.0 + ::tapeless::__private::fwd::dot(&x, &__g.0, &__tan_x)
+        + ::tapeless::__private::fwd::dot(&k, &__g.1, &__tan_k);
+    let __ydot_u = 0.0 + ::tapeless::__private::fwd::dot(&x, &__hv.0, &__tan_x)
+        + ::tapeless::__private::fwd::dot(&k, &__hv.1, &__tan_k)
+        + ::tapeless::__private::fwd::dot(&x, &__g.0, &__tan_d_x)
+        + ::tapeless::__private::fwd::dot(&k, &__g.1, &__tan_d_k);
+    ((__y, __ydot as f64), (__y_u as f64, __ydot_u as f64))
+}
 ///Value, gradient and dense Hessian of [`energy`] with respect to its differentiated parameters (parameters' scalars in order), one Hessian-vector product per input scalar: for small inputs. Generated by `#[differentiable(hessian)]`.
 #[allow(
     dead_code,

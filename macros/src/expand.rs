@@ -126,6 +126,207 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     quote!(#items #forward_items)
 }
 
+/// Derivatives of the generated `_grad` and `_tangent`, so differentiable
+/// code can call them (nested differentiation), all from Hessian-vector
+/// products: the pullback and the pushforward of `∇f` along `c` are both
+/// `H c` (`H` is symmetric); the pushforward of `(f, ∇f · v)` along `(u, w)`
+/// is `(∇f · u, uᵀ H v + ∇f · w)`.
+fn nested_companions(
+    func: &ItemFn,
+    sig: &Signature,
+    hvp: &Ident,
+    d_params: &[TokenStream],
+    inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
+    sep: &TokenStream,
+) -> TokenStream {
+    use crate::forward::tangent_name;
+    let fwd = quote!(::tapeless::__private::fwd);
+    let hvp = sig.sibling(hvp);
+    let ret = &sig.ret;
+    let grad_ty = sig.grad_type();
+    let actives: Vec<&parse::Param> = sig.active().collect();
+    let n = actives.len();
+    let part = |base: &TokenStream, i: usize| -> TokenStream {
+        if n == 1 {
+            base.clone()
+        } else {
+            let i = syn::Index::from(i);
+            quote!(#base.#i)
+        }
+    };
+    let args: Vec<TokenStream> = sig
+        .params
+        .iter()
+        .map(|p| {
+            let n = &p.name;
+            quote!(#n)
+        })
+        .collect();
+    let reuse = reusable_args(sig);
+    let fn_name = func.sig.ident.clone();
+    let grad_pullback = format_ident!("{}_grad_pullback", fn_name);
+    let grad_pushforward = format_ident!("{}_grad_pushforward", fn_name);
+    let tangent_pushforward = format_ident!("{}_tangent_pushforward", fn_name);
+    let allows = allows();
+    let vis = &func.vis;
+    let hv = quote!(__hv);
+    let g = quote!(__g);
+    let mut slot_tys = Vec::new();
+    let mut slots = Vec::new();
+    let mut a = 0;
+    for p in &sig.params {
+        if p.active {
+            slot_tys.push(p.tangent_type());
+            slots.push(part(&hv, a));
+            a += 1;
+        } else {
+            slot_tys.push(quote!(::tapeless::__private::NoGrad));
+            slots.push(quote!(::tapeless::__private::NoGrad));
+        }
+    }
+    let tan_params: Vec<TokenStream> = sig
+        .params
+        .iter()
+        .map(|p| {
+            let t = tangent_name(&p.name);
+            let ty = p.tangent_type();
+            quote!(#t: #ty)
+        })
+        .collect();
+    let tan_active: Vec<Ident> = actives.iter().map(|p| tangent_name(&p.name)).collect();
+    // `_tangent`'s direction parameters and their tangents.
+    let d_names: Vec<Ident> = d_params
+        .iter()
+        .map(|t| {
+            let mut it = t.clone().into_iter();
+            match it.next() {
+                Some(proc_macro2::TokenTree::Ident(i)) => i,
+                _ => unreachable!("a `name: type` parameter"),
+            }
+        })
+        .collect();
+    let w_params: Vec<TokenStream> = actives
+        .iter()
+        .zip(&d_names)
+        .map(|(p, d)| {
+            let w = tangent_name(d);
+            let ty = p.tangent_type();
+            quote!(#w: #ty)
+        })
+        .collect();
+    let w_names: Vec<Ident> = d_names.iter().map(tangent_name).collect();
+    let dot = |x: &Ident, a: TokenStream, b: &Ident| quote!(#fwd::dot(&#x, &#a, &#b));
+    let names: Vec<&Ident> = actives.iter().map(|p| &p.name).collect();
+    let ydot: Vec<TokenStream> = (0..n)
+        .map(|i| dot(names[i], part(&g, i), &d_names[i]))
+        .collect();
+    let y_u: Vec<TokenStream> = (0..n)
+        .map(|i| dot(names[i], part(&g, i), &tan_active[i]))
+        .collect();
+    let hv_u: Vec<TokenStream> = (0..n)
+        .map(|i| dot(names[i], part(&hv, i), &tan_active[i]))
+        .collect();
+    let g_w: Vec<TokenStream> = (0..n)
+        .map(|i| dot(names[i], part(&g, i), &w_names[i]))
+        .collect();
+    let d_clones: Vec<TokenStream> = d_names
+        .iter()
+        .map(|d| quote!(::core::clone::Clone::clone(&#d)))
+        .collect();
+    let adjoint = sig.sibling(&format_ident!("{}_adjoint", fn_name));
+    let pf_adjoint = sig.sibling(&format_ident!("{}_pushforward_adjoint", fn_name));
+    let tangent_pullback = format_ident!("{}_tangent_pullback", fn_name);
+    let c = quote!(__c);
+    let c_part = |i: usize| -> TokenStream {
+        let i = syn::Index::from(i);
+        quote!(#c.#i)
+    };
+    // The pushforward's tangent arguments: `vs[i]` for active parameter `i`.
+    let tangent_args = |vs: &[TokenStream]| -> Vec<TokenStream> {
+        let mut a = 0;
+        sig.params
+            .iter()
+            .map(|p| {
+                if p.active {
+                    a += 1;
+                    vs[a - 1].clone()
+                } else {
+                    let n = &p.name;
+                    quote!(#fwd::zero_arg(&#n))
+                }
+            })
+            .collect()
+    };
+    let g_out = quote!(d_out.1);
+    let dv: Vec<TokenStream> = (0..n).map(|i| part(&g_out, i)).collect();
+    let grad_pullback_targs = tangent_args(&dv);
+    let mut c_slots = Vec::new();
+    let mut a = 0;
+    for p in &sig.params {
+        if p.active {
+            c_slots.push(c_part(a));
+            a += 1;
+        } else {
+            c_slots.push(quote!(::tapeless::__private::NoGrad));
+        }
+    }
+    let d_slots: Vec<TokenStream> = (0..n).map(|i| c_part(n + i)).collect();
+    let d_slot_tys: Vec<TokenStream> = actives.iter().map(|p| p.tangent_type()).collect();
+    let d_vals: Vec<TokenStream> = d_names.iter().map(|d| quote!(#d)).collect();
+    let tangent_pullback_targs = tangent_args(&d_vals);
+    let tan_clones: Vec<TokenStream> = tan_active
+        .iter()
+        .map(|t| quote!(::core::clone::Clone::clone(&#t)))
+        .collect();
+    let y_v: Vec<TokenStream> = (0..n)
+        .map(|i| dot(names[i], part(&g, i), &tan_active[i]))
+        .collect();
+    quote! {
+        /// The pullback of the generated `_grad` (reverse over reverse):
+        /// `d_out.0 ∇f + H d_out.1`, the adjoint of the tangent seeded with `(d_out.0, 1)`.
+        #[doc(hidden)]
+        #allows
+        #vis fn #grad_pullback(#inputs #sep d_out: (#ret, #grad_ty)) -> ((#ret, #grad_ty), (#(#slot_tys,)*)) {
+            let (__y, __g) = #adjoint(#(#reuse,)* 1.0);
+            let (_, __c) = #pf_adjoint(#(#args,)* #(#grad_pullback_targs,)* (d_out.0, 1.0));
+            ((__y, __g), (#(#c_slots,)*))
+        }
+
+        /// The pushforward of the generated `_grad` (forward over reverse): `(∇f · v, H v)`.
+        #[doc(hidden)]
+        #allows
+        #vis fn #grad_pushforward(#inputs #sep #(#tan_params),*) -> ((#ret, #grad_ty), (#ret, #grad_ty)) {
+            let (__y, __g, __hv) = #hvp(#(#reuse,)* #(#tan_clones),*);
+            let __ydot = 0.0 #(+ #y_v)*;
+            ((__y, __g), (__ydot as #ret, __hv))
+        }
+
+        /// The pullback of the generated `_tangent`: the adjoint of the pushforward.
+        #[doc(hidden)]
+        #allows
+        #vis fn #tangent_pullback(
+            #inputs #sep #(#d_params,)* d_out: (#ret, #ret)
+        ) -> ((#ret, #ret), (#(#slot_tys,)* #(#d_slot_tys,)*)) {
+            let (__v, __c) = #pf_adjoint(#(#args,)* #(#tangent_pullback_targs,)* d_out);
+            (__v, (#(#c_slots,)* #(#d_slots,)*))
+        }
+
+        /// The pushforward of the generated `_tangent` (forward over forward):
+        /// `(∇f · u, uᵀ H v + ∇f · w)` along `(u, w)`.
+        #[doc(hidden)]
+        #allows
+        #vis fn #tangent_pushforward(
+            #inputs #sep #(#d_params,)* #(#tan_params,)* #(#w_params),*
+        ) -> ((#ret, #ret), (#ret, #ret)) {
+            let (__y, __g, __hv) = #hvp(#(#reuse,)* #(#d_clones),*);
+            let __ydot = 0.0 #(+ #ydot)*;
+            let __y_u = 0.0 #(+ #y_u)*;
+            let __ydot_u = 0.0 #(+ #hv_u)* #(+ #g_w)*;
+            ((__y, __ydot as #ret), (__y_u as #ret, __ydot_u as #ret))
+        }
+    }
+}
+
 /// A parameter type that may hold a struct with `#[no_grad]` fields (not a
 /// float, nor a slice, array or `Vec` of floats): its tangent is sanitised.
 fn derive_like(ty: &syn::Type) -> bool {
@@ -425,6 +626,7 @@ fn forward_items(
             .collect();
         let hvp = format_ident!("{}_hvp", name);
         let hessian = format_ident!("{}_hessian", name);
+        let nested = nested_companions(func, sig, &hvp, &d_params, &inputs, &sep);
         let hvp_doc = format!(
             "Value, gradient and Hessian-vector product `H v` of [`{name_s}`] with respect to its differentiated parameters (`v` has one tangent per differentiated parameter). `H v` is the reverse-mode derivative of the forward-mode tangent along `v` (reverse-over-forward). Generated by `#[differentiable(hessian)]`."
         );
@@ -478,6 +680,8 @@ fn forward_items(
                 let (_, __hv) = #pf_adjoint(#(#args_plain,)* #(#v_args,)* (0.0, 1.0));
                 (__y, __g, #hv_parts)
             }
+
+            #nested
 
             #[doc = #hess_doc]
             #allows
