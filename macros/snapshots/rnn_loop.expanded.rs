@@ -35,12 +35,12 @@ pub fn rnn_adjoint(
     use ::tapeless::__private as __rt;
     let _ = rnn;
     let mut __n0 = 0usize;
-    let mut __s0 = ::std::vec::Vec::new();
-    let mut __s1 = ::std::vec::Vec::new();
-    let mut __s2 = ::std::vec::Vec::new();
-    let mut __s3 = ::std::vec::Vec::new();
-    let mut __s4 = ::std::vec::Vec::new();
-    let mut __s5 = ::std::vec::Vec::new();
+    let mut __s0 = __rt::Stack::new();
+    let mut __s1 = __rt::Stack::new();
+    let mut __s2 = __rt::Stack::new();
+    let mut __s3 = __rt::Stack::new();
+    let mut __s4 = __rt::Stack::new();
+    let mut __s5 = __rt::Stack::new();
     let mut h = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(0..xs.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;

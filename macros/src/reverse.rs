@@ -269,8 +269,7 @@ impl<'b> Gen<'b> {
                     Some(quote!(let #slot = #pv::unslot(&mut #slot);)),
                 )
             } else {
-                self.top
-                    .push(quote!(let mut #slot = ::std::vec::Vec::new();));
+                self.top.push(quote!(let mut #slot = #pv::Stack::new();));
                 self.region_stacks
                     .entry(region)
                     .or_default()
@@ -772,7 +771,7 @@ impl<'b> Gen<'b> {
                 .insert(v, (w.clone(), quote!(let #w = #pv::unslot(&mut #w);)));
             quote!(#w = ::core::option::Option::Some(#pv::witness(&#name));)
         } else {
-            self.top.push(quote!(let mut #w = ::std::vec::Vec::new();));
+            self.top.push(quote!(let mut #w = #pv::Stack::new();));
             self.witness
                 .insert(v, (w.clone(), quote!(let #w = #pv::pop(&mut #w);)));
             quote!(#w.push(#pv::witness(&#name));)

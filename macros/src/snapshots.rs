@@ -58,3 +58,18 @@ fn branches_and_exits() {
 fn calls_and_arrays() {
     check("calls_and_arrays");
 }
+
+#[test]
+fn lsq_loop() {
+    check("lsq_loop");
+}
+
+#[test]
+fn logistic_loop() {
+    check("logistic_loop");
+}
+
+#[test]
+fn gmm() {
+    check("gmm");
+}
