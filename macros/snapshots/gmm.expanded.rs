@@ -118,35 +118,48 @@ fn gmm_adjoint(
     use ::tapeless::__private as __rt;
     let _ = gmm;
     let mut __n0 = 0usize;
+    let __ty0 = __rt::ItemType::new();
     let mut __n1 = ::std::vec::Vec::new();
+    let __ty1 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
     let mut __s1 = __rt::Stack::new();
     let mut __s2 = __rt::Stack::new();
+    let mut __n2 = 0usize;
+    let __ty2 = __rt::ItemType::new();
+    let mut __n3 = ::std::vec::Vec::new();
+    let __ty3 = __rt::ItemType::new();
+    let mut __n4 = ::std::vec::Vec::new();
+    let __ty4 = __rt::ItemType::new();
     let mut __s3 = __rt::Stack::new();
     let mut __s4 = __rt::Stack::new();
     let mut __s5 = __rt::Stack::new();
     let mut __s6 = __rt::Stack::new();
-    let mut __n2 = 0usize;
-    let mut __n3 = ::std::vec::Vec::new();
-    let mut __n4 = ::std::vec::Vec::new();
+    let mut __n5 = ::std::vec::Vec::new();
+    let __ty5 = __rt::ItemType::new();
+    let mut __n6 = ::std::vec::Vec::new();
+    let __ty6 = __rt::ItemType::new();
     let mut __s7 = __rt::Stack::new();
     let mut __s8 = __rt::Stack::new();
     let mut __s9 = __rt::Stack::new();
     let mut __s10 = __rt::Stack::new();
     let mut __s11 = __rt::Stack::new();
+    let mut __n7 = ::std::vec::Vec::new();
+    let __ty7 = __rt::ItemType::new();
     let mut __s12 = __rt::Stack::new();
     let mut __s13 = __rt::Stack::new();
     let mut __s14 = __rt::Stack::new();
-    let mut __n5 = ::std::vec::Vec::new();
-    let mut __n6 = ::std::vec::Vec::new();
     let mut __s15 = __rt::Stack::new();
     let mut __s16 = __rt::Stack::new();
+    let __lit0 = 0.5;
     let mut __s17 = __rt::Stack::new();
     let mut __s18 = __rt::Stack::new();
     let mut __s19 = __rt::Stack::new();
+    let mut __n8 = ::std::vec::Vec::new();
+    let __ty8 = __rt::ItemType::new();
     let mut __s20 = __rt::Stack::new();
+    let mut __n9 = ::std::vec::Vec::new();
+    let __ty9 = __rt::ItemType::new();
     let mut __s21 = __rt::Stack::new();
-    let mut __n7 = ::std::vec::Vec::new();
     let mut __s22 = __rt::Stack::new();
     let mut __s23 = __rt::Stack::new();
     let mut __s24 = __rt::Stack::new();
@@ -154,62 +167,37 @@ fn gmm_adjoint(
     let mut __s26 = __rt::Stack::new();
     let mut __s27 = __rt::Stack::new();
     let mut __s28 = __rt::Stack::new();
-    let __lit0 = 0.5;
     let mut __s29 = __rt::Stack::new();
     let mut __s30 = __rt::Stack::new();
+    let mut __n10 = 0usize;
+    let __ty10 = __rt::ItemType::new();
     let mut __s31 = __rt::Stack::new();
+    let mut __n11 = 0usize;
+    let __ty11 = __rt::ItemType::new();
     let mut __s32 = __rt::Stack::new();
-    let mut __n8 = ::std::vec::Vec::new();
     let mut __s33 = __rt::Stack::new();
     let mut __s34 = __rt::Stack::new();
-    let mut __n9 = ::std::vec::Vec::new();
     let mut __s35 = __rt::Stack::new();
     let mut __s36 = __rt::Stack::new();
-    let mut __s37 = __rt::Stack::new();
-    let mut __s38 = __rt::Stack::new();
-    let mut __s39 = __rt::Stack::new();
-    let mut __s40 = __rt::Stack::new();
-    let mut __s41 = __rt::Stack::new();
-    let mut __s42 = __rt::Stack::new();
-    let mut __s43 = __rt::Stack::new();
-    let mut __s44 = __rt::Stack::new();
-    let mut __s45 = __rt::Stack::new();
-    let mut __n10 = 0usize;
+    let mut __n12 = 0usize;
+    let __ty12 = __rt::ItemType::new();
+    let mut __n13 = ::std::vec::Vec::new();
+    let __ty13 = __rt::ItemType::new();
     let mut __s46 = __rt::Stack::new();
     let mut __s47 = __rt::Stack::new();
-    let mut __n11 = 0usize;
     let mut __s48 = __rt::Stack::new();
     let mut __s49 = __rt::Stack::new();
+    let mut __n14 = ::std::vec::Vec::new();
+    let __ty14 = __rt::ItemType::new();
     let mut __s50 = __rt::Stack::new();
     let mut __s51 = __rt::Stack::new();
     let mut __s52 = __rt::Stack::new();
     let mut __s53 = __rt::Stack::new();
-    let mut __n12 = 0usize;
-    let mut __n13 = ::std::vec::Vec::new();
-    let mut __s63 = __rt::Stack::new();
-    let mut __s64 = __rt::Stack::new();
-    let mut __s65 = __rt::Stack::new();
-    let mut __s66 = __rt::Stack::new();
-    let mut __s67 = __rt::Stack::new();
-    let mut __s68 = __rt::Stack::new();
-    let mut __n14 = ::std::vec::Vec::new();
-    let mut __s69 = __rt::Stack::new();
-    let mut __s70 = __rt::Stack::new();
-    let mut __s71 = __rt::Stack::new();
-    let mut __s72 = __rt::Stack::new();
-    let mut __s73 = __rt::Stack::new();
-    let mut __s74 = __rt::Stack::new();
-    let mut __s75 = __rt::Stack::new();
-    let mut __s76 = __rt::Stack::new();
-    let mut __s77 = __rt::Stack::new();
-    let mut __s78 = __rt::Stack::new();
-    let mut __s79 = __rt::Stack::new();
-    let mut __s80 = __rt::Stack::new();
-    let mut __s81 = __rt::Stack::new();
-    let mut __s82 = __rt::Stack::new();
-    let mut __s83 = __rt::Stack::new();
-    let mut __s84 = __rt::Stack::new();
-    let mut __s85 = __rt::Stack::new();
+    let mut __s54 = __rt::Stack::new();
+    let mut __s55 = __rt::Stack::new();
+    let mut __s56 = __rt::Stack::new();
+    let mut __s57 = __rt::Stack::new();
+    let mut __s58 = __rt::Stack::new();
     let k = alpha.len();
     let __t0 = means.len();
     let d = __t0 / k;
@@ -223,6 +211,7 @@ fn gmm_adjoint(
     let mut sum_q = ::std::vec![0.0; k];
     for j in 0..k {
         __n0 += 1;
+        __ty0.tie(&j);
         __n1.push(0usize);
         let __kn1 = __n1.len() - 1;
         let __it1 = ::core::iter::IntoIterator::into_iter(0..d);
@@ -230,26 +219,19 @@ fn gmm_adjoint(
         __s0.reserve(__hint);
         __s1.reserve(__hint);
         __s2.reserve(__hint);
-        __s3.reserve(__hint);
-        __s4.reserve(__hint);
-        __s5.reserve(__hint);
-        __s6.reserve(__hint);
         for t in __it1 {
             __n1[__kn1] += 1;
+            __ty1.tie(&t);
             let __t5 = j * d;
             let __t6 = __t5 + t;
             let __t7 = j * d;
             let __t8 = __t7 + t;
-            __s0.push(__rt::save(&__t6));
-            __s2.push(__rt::save(&__t8));
             qdiag[__t6] = q[__t8].exp();
-            __s1.push(__rt::save_owned(__rt::prim(&qdiag[__t6])));
+            __s0.push(__rt::save_owned(__rt::prim(&qdiag[__t6])));
             let __t9 = j * d;
             let __t10 = __t9 + t;
-            __s3.push(__rt::save(&j));
-            __s4.push(__rt::shape_of(__rt::prim(&sum_q[j])));
-            __s5.push(__rt::shape_of(__rt::prim(&q[__t10])));
-            __s6.push(__rt::save(&__t10));
+            __s1.push(__rt::shape_of(__rt::prim(&sum_q[j])));
+            __s2.push(__rt::shape_of(__rt::prim(&q[__t10])));
             sum_q[j] += q[__t10];
         }
     }
@@ -259,55 +241,48 @@ fn gmm_adjoint(
     let mut slse = 0.0;
     let __it2 = ::core::iter::IntoIterator::into_iter(0..n);
     let __hint = ::core::iter::Iterator::size_hint(&__it2).0;
-    __s41.reserve(__hint);
-    __s42.reserve(__hint);
-    __s43.reserve(__hint);
-    __s44.reserve(__hint);
-    __s45.reserve(__hint);
+    __s26.reserve(__hint);
+    __s27.reserve(__hint);
+    __s28.reserve(__hint);
+    __s29.reserve(__hint);
+    __s30.reserve(__hint);
     for i in __it2 {
         __n2 += 1;
+        __ty2.tie(&i);
         __n3.push(0usize);
         let __kn3 = __n3.len() - 1;
         let __it3 = ::core::iter::IntoIterator::into_iter(0..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it3).0;
-        __s26.reserve(__hint);
-        __s27.reserve(__hint);
-        __s28.reserve(__hint);
-        __s29.reserve(__hint);
-        __s30.reserve(__hint);
-        __s31.reserve(__hint);
-        __s32.reserve(__hint);
+        __s15.reserve(__hint);
+        __s16.reserve(__hint);
+        __s17.reserve(__hint);
+        __s18.reserve(__hint);
+        __s19.reserve(__hint);
         for j_1 in __it3 {
             __n3[__kn3] += 1;
+            __ty3.tie(&j_1);
             __n4.push(0usize);
             let __kn4 = __n4.len() - 1;
             let __it4 = ::core::iter::IntoIterator::into_iter(0..d);
             let __hint = ::core::iter::Iterator::size_hint(&__it4).0;
-            __s7.reserve(__hint);
-            __s8.reserve(__hint);
-            __s9.reserve(__hint);
-            __s10.reserve(__hint);
-            __s11.reserve(__hint);
-            __s12.reserve(__hint);
-            __s13.reserve(__hint);
-            __s14.reserve(__hint);
+            __s3.reserve(__hint);
+            __s4.reserve(__hint);
+            __s5.reserve(__hint);
+            __s6.reserve(__hint);
             for t_1 in __it4 {
                 __n4[__kn4] += 1;
+                __ty4.tie(&t_1);
                 let __t11 = i * d;
                 let __t12 = __t11 + t_1;
                 let __t13 = j_1 * d;
                 let __t14 = __t13 + t_1;
-                __s7.push(__rt::save(&t_1));
-                __s8.push(__rt::shape_of(__rt::prim(&x[__t12])));
-                __s9.push(__rt::shape_of(__rt::prim(&means[__t14])));
-                __s10.push(__rt::save(&__t14));
+                __s3.push(__rt::shape_of(__rt::prim(&x[__t12])));
+                __s4.push(__rt::shape_of(__rt::prim(&means[__t14])));
                 xc[t_1] = x[__t12] - means[__t14];
                 let __t15 = j_1 * d;
                 let __t16 = __t15 + t_1;
-                __s11.push(__rt::save(&t_1));
-                __s12.push(__rt::save_owned(__rt::prim(&xc[t_1])));
-                __s13.push(__rt::save_owned(__rt::prim(&qdiag[__t16])));
-                __s14.push(__rt::save(&__t16));
+                __s5.push(__rt::save_owned(__rt::prim(&xc[t_1])));
+                __s6.push(__rt::save_owned(__rt::prim(&qdiag[__t16])));
                 qxc[t_1] = qdiag[__t16] * xc[t_1];
             }
             let mut li = j_1 * l_sz;
@@ -315,27 +290,25 @@ fn gmm_adjoint(
             let __kn5 = __n5.len() - 1;
             for c in 0..d {
                 __n5[__kn5] += 1;
+                __ty5.tie(&c);
                 __n6.push(0usize);
                 let __kn6 = __n6.len() - 1;
                 let __it6 = ::core::iter::IntoIterator::into_iter(c + 1..d);
                 let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
-                __s15.reserve(__hint);
-                __s16.reserve(__hint);
-                __s17.reserve(__hint);
-                __s18.reserve(__hint);
-                __s19.reserve(__hint);
-                __s20.reserve(__hint);
-                __s21.reserve(__hint);
+                __s7.reserve(__hint);
+                __s8.reserve(__hint);
+                __s9.reserve(__hint);
+                __s10.reserve(__hint);
+                __s11.reserve(__hint);
                 for r in __it6 {
                     __n6[__kn6] += 1;
-                    __s15.push(__rt::save_owned(__rt::prim(&xc[c])));
-                    __s16.push(__rt::save_owned(__rt::prim(&l[li])));
-                    __s17.push(__rt::save(&li));
-                    __s18.push(__rt::save(&c));
+                    __ty6.tie(&r);
+                    __s7.push(__rt::save_owned(__rt::prim(&xc[c])));
+                    __s8.push(__rt::save_owned(__rt::prim(&l[li])));
+                    __s9.push(__rt::save(&li));
                     let __t17 = l[li] * xc[c];
-                    __s19.push(__rt::save(&r));
-                    __s20.push(__rt::shape_of(__rt::prim(&qxc[r])));
-                    __s21.push(__rt::shape_of(__rt::prim(&__t17)));
+                    __s10.push(__rt::shape_of(__rt::prim(&qxc[r])));
+                    __s11.push(__rt::shape_of(__rt::prim(&__t17)));
                     qxc[r] += __t17;
                     li += 1;
                 }
@@ -345,28 +318,25 @@ fn gmm_adjoint(
             let __kn7 = __n7.len() - 1;
             let __it7 = ::core::iter::IntoIterator::into_iter(0..d);
             let __hint = ::core::iter::Iterator::size_hint(&__it7).0;
-            __s22.reserve(__hint);
-            __s23.reserve(__hint);
-            __s24.reserve(__hint);
-            __s25.reserve(__hint);
+            __s12.reserve(__hint);
+            __s13.reserve(__hint);
+            __s14.reserve(__hint);
             for t_2 in __it7 {
                 __n7[__kn7] += 1;
-                __s22.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
-                __s23.push(__rt::save(&t_2));
+                __ty7.tie(&t_2);
+                __s12.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
                 let __t18 = qxc[t_2] * qxc[t_2];
-                __s24.push(__rt::shape_of(__rt::prim(&sq)));
-                __s25.push(__rt::shape_of(__rt::prim(&__t18)));
+                __s13.push(__rt::shape_of(__rt::prim(&sq)));
+                __s14.push(__rt::shape_of(__rt::prim(&__t18)));
                 sq += __t18;
             }
-            __s26.push(__rt::shape_of(__rt::prim(&alpha[j_1])));
-            __s27.push(__rt::shape_of(__rt::prim(&sum_q[j_1])));
-            __s28.push(__rt::save(&j_1));
+            __s15.push(__rt::shape_of(__rt::prim(&alpha[j_1])));
+            __s16.push(__rt::shape_of(__rt::prim(&sum_q[j_1])));
             let __t19 = alpha[j_1] + sum_q[j_1];
-            __s29.push(__rt::shape_of(__rt::prim(&sq)));
+            __s17.push(__rt::shape_of(__rt::prim(&sq)));
             let __t20 = __lit0 * sq;
-            __s30.push(__rt::save(&j_1));
-            __s31.push(__rt::shape_of(__rt::prim(&__t19)));
-            __s32.push(__rt::shape_of(__rt::prim(&__t20)));
+            __s18.push(__rt::shape_of(__rt::prim(&__t19)));
+            __s19.push(__rt::shape_of(__rt::prim(&__t20)));
             beta[j_1] = __t19 - __t20;
         }
         let mut mx = beta[0];
@@ -374,13 +344,13 @@ fn gmm_adjoint(
         let __kn8 = __n8.len() - 1;
         let __it8 = ::core::iter::IntoIterator::into_iter(1..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it8).0;
-        __s33.reserve(__hint);
+        __s20.reserve(__hint);
         for j_2 in __it8 {
             __n8[__kn8] += 1;
+            __ty8.tie(&j_2);
             let __t21 = beta[j_2] > mx;
-            __s33.push(__rt::save(&__t21));
+            __s20.push(__rt::save(&__t21));
             if __t21 {
-                __s34.push(__rt::save(&j_2));
                 mx = beta[j_2];
             }
         }
@@ -389,71 +359,69 @@ fn gmm_adjoint(
         let __kn9 = __n9.len() - 1;
         let __it9 = ::core::iter::IntoIterator::into_iter(0..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it9).0;
-        __s35.reserve(__hint);
-        __s36.reserve(__hint);
-        __s37.reserve(__hint);
-        __s38.reserve(__hint);
-        __s39.reserve(__hint);
-        __s40.reserve(__hint);
+        __s21.reserve(__hint);
+        __s22.reserve(__hint);
+        __s23.reserve(__hint);
+        __s24.reserve(__hint);
+        __s25.reserve(__hint);
         for j_3 in __it9 {
             __n9[__kn9] += 1;
-            __s35.push(__rt::shape_of(__rt::prim(&beta[j_3])));
-            __s36.push(__rt::shape_of(__rt::prim(&mx)));
-            __s37.push(__rt::save(&j_3));
+            __ty9.tie(&j_3);
+            __s21.push(__rt::shape_of(__rt::prim(&beta[j_3])));
+            __s22.push(__rt::shape_of(__rt::prim(&mx)));
             let __t22 = beta[j_3] - mx;
             let __t23 = __t22.exp();
-            __s38.push(__rt::save_owned(__rt::prim(&__t23)));
-            __s39.push(__rt::shape_of(__rt::prim(&se)));
-            __s40.push(__rt::shape_of(__rt::prim(&__t23)));
+            __s23.push(__rt::save_owned(__rt::prim(&__t23)));
+            __s24.push(__rt::shape_of(__rt::prim(&se)));
+            __s25.push(__rt::shape_of(__rt::prim(&__t23)));
             se += __t23;
         }
-        __s41.push(__rt::save_owned(__rt::prim(&se)));
+        __s26.push(__rt::save_owned(__rt::prim(&se)));
         let __t24 = se.ln();
-        __s42.push(__rt::shape_of(__rt::prim(&mx)));
-        __s43.push(__rt::shape_of(__rt::prim(&__t24)));
+        __s27.push(__rt::shape_of(__rt::prim(&mx)));
+        __s28.push(__rt::shape_of(__rt::prim(&__t24)));
         let __t25 = mx + __t24;
-        __s44.push(__rt::shape_of(__rt::prim(&slse)));
-        __s45.push(__rt::shape_of(__rt::prim(&__t25)));
+        __s29.push(__rt::shape_of(__rt::prim(&slse)));
+        __s30.push(__rt::shape_of(__rt::prim(&__t25)));
         slse += __t25;
     }
     let mut amax = alpha[0];
     let __it10 = ::core::iter::IntoIterator::into_iter(1..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it10).0;
-    __s46.reserve(__hint);
+    __s31.reserve(__hint);
     for j_4 in __it10 {
         __n10 += 1;
+        __ty10.tie(&j_4);
         let __t26 = alpha[j_4] > amax;
-        __s46.push(__rt::save(&__t26));
+        __s31.push(__rt::save(&__t26));
         if __t26 {
-            __s47.push(__rt::save(&j_4));
             amax = alpha[j_4];
         }
     }
     let mut asum = 0.0;
     let __it11 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it11).0;
-    __s48.reserve(__hint);
-    __s49.reserve(__hint);
-    __s50.reserve(__hint);
-    __s51.reserve(__hint);
-    __s52.reserve(__hint);
-    __s53.reserve(__hint);
+    __s32.reserve(__hint);
+    __s33.reserve(__hint);
+    __s34.reserve(__hint);
+    __s35.reserve(__hint);
+    __s36.reserve(__hint);
     for j_5 in __it11 {
         __n11 += 1;
-        __s48.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
-        __s49.push(__rt::shape_of(__rt::prim(&amax)));
-        __s50.push(__rt::save(&j_5));
+        __ty11.tie(&j_5);
+        __s32.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
+        __s33.push(__rt::shape_of(__rt::prim(&amax)));
         let __t27 = alpha[j_5] - amax;
         let __t28 = __t27.exp();
-        __s51.push(__rt::save_owned(__rt::prim(&__t28)));
-        __s52.push(__rt::shape_of(__rt::prim(&asum)));
-        __s53.push(__rt::shape_of(__rt::prim(&__t28)));
+        __s34.push(__rt::save_owned(__rt::prim(&__t28)));
+        __s35.push(__rt::shape_of(__rt::prim(&asum)));
+        __s36.push(__rt::shape_of(__rt::prim(&__t28)));
         asum += __t28;
     }
-    let __s54 = __rt::save_owned(__rt::prim(&asum));
+    let __s37 = __rt::save_owned(__rt::prim(&asum));
     let __t29 = asum.ln();
-    let __s55 = __rt::shape_of(__rt::prim(&amax));
-    let __s56 = __rt::shape_of(__rt::prim(&__t29));
+    let __s38 = __rt::shape_of(__rt::prim(&amax));
+    let __s39 = __rt::shape_of(__rt::prim(&__t29));
     let lse_alpha = amax + __t29;
     let __t30 = 2.0 * std::f64::consts::PI;
     let log_2pi = __t30.ln();
@@ -461,14 +429,14 @@ fn gmm_adjoint(
     let __t32 = d as f64;
     let __t33 = 0.5 * __t32;
     let __t34 = __t33 * log_2pi;
-    let __s57 = __rt::shape_of(__rt::prim(&__t34));
-    let __s58 = __rt::shape_of(__rt::prim(&lse_alpha));
+    let __s40 = __rt::shape_of(__rt::prim(&__t34));
+    let __s41 = __rt::shape_of(__rt::prim(&lse_alpha));
     let __t35 = __t34 + lse_alpha;
-    let __s59 = __rt::save_owned(__rt::prim(&__t31));
-    let __s60 = __rt::shape_of(__rt::prim(&__t35));
+    let __s42 = __rt::save_owned(__rt::prim(&__t31));
+    let __s43 = __rt::shape_of(__rt::prim(&__t35));
     let __t36 = __t31 * __t35;
-    let __s61 = __rt::shape_of(__rt::prim(&slse));
-    let __s62 = __rt::shape_of(__rt::prim(&__t36));
+    let __s44 = __rt::shape_of(__rt::prim(&slse));
+    let __s45 = __rt::shape_of(__rt::prim(&__t36));
     let likelihood = slse - __t36;
     let __t37 = d + m;
     let __t38 = __t37 + 1;
@@ -486,92 +454,75 @@ fn gmm_adjoint(
     let mut prior = 0.0;
     let __it12 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it12).0;
-    __s75.reserve(__hint);
-    __s76.reserve(__hint);
-    __s77.reserve(__hint);
-    __s78.reserve(__hint);
-    __s79.reserve(__hint);
-    __s80.reserve(__hint);
-    __s81.reserve(__hint);
-    __s82.reserve(__hint);
-    __s83.reserve(__hint);
-    __s84.reserve(__hint);
-    __s85.reserve(__hint);
+    __s52.reserve(__hint);
+    __s53.reserve(__hint);
+    __s54.reserve(__hint);
+    __s55.reserve(__hint);
+    __s56.reserve(__hint);
+    __s57.reserve(__hint);
+    __s58.reserve(__hint);
     for j_6 in __it12 {
         __n12 += 1;
+        __ty12.tie(&j_6);
         let mut frobenius = 0.0;
         __n13.push(0usize);
         let __kn13 = __n13.len() - 1;
         let __it13 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it13).0;
-        __s63.reserve(__hint);
-        __s64.reserve(__hint);
-        __s65.reserve(__hint);
-        __s66.reserve(__hint);
-        __s67.reserve(__hint);
-        __s68.reserve(__hint);
+        __s46.reserve(__hint);
+        __s47.reserve(__hint);
+        __s48.reserve(__hint);
+        __s49.reserve(__hint);
         for t_3 in __it13 {
             __n13[__kn13] += 1;
+            __ty13.tie(&t_3);
             let __t48 = j_6 * d;
             let __t49 = __t48 + t_3;
             let __t50 = j_6 * d;
             let __t51 = __t50 + t_3;
-            __s63.push(__rt::save_owned(__rt::prim(&qdiag[__t51])));
-            __s64.push(__rt::save_owned(__rt::prim(&qdiag[__t49])));
-            __s65.push(__rt::save(&__t49));
-            __s66.push(__rt::save(&__t51));
+            __s46.push(__rt::save_owned(__rt::prim(&qdiag[__t51])));
+            __s47.push(__rt::save_owned(__rt::prim(&qdiag[__t49])));
             let __t52 = qdiag[__t49] * qdiag[__t51];
-            __s67.push(__rt::shape_of(__rt::prim(&frobenius)));
-            __s68.push(__rt::shape_of(__rt::prim(&__t52)));
+            __s48.push(__rt::shape_of(__rt::prim(&frobenius)));
+            __s49.push(__rt::shape_of(__rt::prim(&__t52)));
             frobenius += __t52;
         }
         __n14.push(0usize);
         let __kn14 = __n14.len() - 1;
         let __it14 = ::core::iter::IntoIterator::into_iter(0..l_sz);
         let __hint = ::core::iter::Iterator::size_hint(&__it14).0;
-        __s69.reserve(__hint);
-        __s70.reserve(__hint);
-        __s71.reserve(__hint);
-        __s72.reserve(__hint);
-        __s73.reserve(__hint);
-        __s74.reserve(__hint);
+        __s50.reserve(__hint);
+        __s51.reserve(__hint);
         for t_4 in __it14 {
             __n14[__kn14] += 1;
+            __ty14.tie(&t_4);
             let __t53 = j_6 * l_sz;
             let __t54 = __t53 + t_4;
             let __t55 = j_6 * l_sz;
             let __t56 = __t55 + t_4;
-            __s69.push(__rt::save_owned(__rt::prim(&l[__t56])));
-            __s70.push(__rt::save_owned(__rt::prim(&l[__t54])));
-            __s71.push(__rt::save(&__t54));
-            __s72.push(__rt::save(&__t56));
             let __t57 = l[__t54] * l[__t56];
-            __s73.push(__rt::shape_of(__rt::prim(&frobenius)));
-            __s74.push(__rt::shape_of(__rt::prim(&__t57)));
+            __s50.push(__rt::shape_of(__rt::prim(&frobenius)));
+            __s51.push(__rt::shape_of(__rt::prim(&__t57)));
             frobenius += __t57;
         }
         let __t58 = 0.5 * gamma;
         let __t59 = __t58 * gamma;
-        __s75.push(__rt::save_owned(__rt::prim(&__t59)));
-        __s76.push(__rt::shape_of(__rt::prim(&frobenius)));
+        __s52.push(__rt::shape_of(__rt::prim(&frobenius)));
         let __t60 = __t59 * frobenius;
-        __s77.push(__rt::shape_of(__rt::prim(&c_1)));
-        __s78.push(__rt::shape_of(__rt::prim(&__t60)));
+        __s53.push(__rt::shape_of(__rt::prim(&__t60)));
         let __t61 = c_1 - __t60;
         let __t62 = m as f64;
-        __s79.push(__rt::save_owned(__rt::prim(&__t62)));
-        __s80.push(__rt::shape_of(__rt::prim(&sum_q[j_6])));
-        __s81.push(__rt::save(&j_6));
+        __s54.push(__rt::shape_of(__rt::prim(&sum_q[j_6])));
         let __t63 = __t62 * sum_q[j_6];
-        __s82.push(__rt::shape_of(__rt::prim(&__t61)));
-        __s83.push(__rt::shape_of(__rt::prim(&__t63)));
+        __s55.push(__rt::shape_of(__rt::prim(&__t61)));
+        __s56.push(__rt::shape_of(__rt::prim(&__t63)));
         let __t64 = __t61 + __t63;
-        __s84.push(__rt::shape_of(__rt::prim(&prior)));
-        __s85.push(__rt::shape_of(__rt::prim(&__t64)));
+        __s57.push(__rt::shape_of(__rt::prim(&prior)));
+        __s58.push(__rt::shape_of(__rt::prim(&__t64)));
         prior += __t64;
     }
-    let __s86 = __rt::shape_of(__rt::prim(&likelihood));
-    let __s87 = __rt::shape_of(__rt::prim(&prior));
+    let __s59 = __rt::shape_of(__rt::prim(&likelihood));
+    let __s60 = __rt::shape_of(__rt::prim(&prior));
     let __t65 = likelihood + prior;
     let mut __seed = d_out;
     let mut __d_alpha = __rt::zero_of(&alpha);
@@ -583,150 +534,162 @@ fn gmm_adjoint(
     let mut __d_xc = __rt::zero_of(&xc);
     let mut __d_qxc = __rt::zero_of(&qxc);
     let mut __d_beta = __rt::zero_of(&beta);
-    let mut __d_slse = __rt::zero();
-    let mut __d_amax = __rt::zero();
-    let mut __d_asum = __rt::zero();
+    let mut __d_slse = __rt::zero_of(&slse);
+    let mut __d_amax = __rt::zero_of(&amax);
+    let mut __d_asum = __rt::zero_of(&asum);
     let mut __dt29 = __rt::zero();
     let mut __d_lse_alpha = __rt::zero();
     let mut __dt35 = __rt::zero();
     let mut __dt36 = __rt::zero();
     let mut __d_likelihood = __rt::zero();
-    let mut __d_prior = __rt::zero();
+    let mut __d_prior = __rt::zero_of(&prior);
     let mut __dt65 = __rt::zero();
     __rt::acc(&mut __dt65, __rt::take(&mut __seed));
-    __rt::acc(&mut __d_likelihood, __rt::rules::AddOp::d_lhs(&__s86, &__s87, &__dt65));
-    __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_rhs(&__s86, &__s87, &__dt65));
+    __rt::acc(&mut __d_likelihood, __rt::rules::AddOp::d_lhs(&__s59, &__s60, &__dt65));
+    __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_rhs(&__s59, &__s60, &__dt65));
+    let __lo12 = 0;
     for __r in 0..__n12 {
+        let j_6 = __rt::range_nth(&__ty12, __lo12, __n12 - 1 - __r);
+        let __t58 = 0.5 * gamma;
+        let __t59 = __t58 * gamma;
+        let __t62 = m as f64;
         let mut __d_frobenius = __rt::zero();
         let mut __dt60 = __rt::zero();
         let mut __dt61 = __rt::zero();
         let mut __dt63 = __rt::zero();
         let mut __dt64 = __rt::zero();
-        let __s84 = __rt::pop(&mut __s84);
-        let __s85 = __rt::pop(&mut __s85);
+        let __s57 = __rt::pop(&mut __s57);
+        let __s58 = __rt::pop(&mut __s58);
         let __g1 = __rt::take(&mut __d_prior);
-        __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_lhs(&__s84, &__s85, &__g1));
-        __rt::acc(&mut __dt64, __rt::rules::AddOp::d_rhs(&__s84, &__s85, &__g1));
-        let __s82 = __rt::pop(&mut __s82);
-        let __s83 = __rt::pop(&mut __s83);
-        __rt::acc(&mut __dt61, __rt::rules::AddOp::d_lhs(&__s82, &__s83, &__dt64));
-        __rt::acc(&mut __dt63, __rt::rules::AddOp::d_rhs(&__s82, &__s83, &__dt64));
-        let __s79 = __rt::pop(&mut __s79);
-        let __s80 = __rt::pop(&mut __s80);
-        let __s81 = __rt::pop(&mut __s81);
+        __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_lhs(&__s57, &__s58, &__g1));
+        __rt::acc(&mut __dt64, __rt::rules::AddOp::d_rhs(&__s57, &__s58, &__g1));
+        let __s55 = __rt::pop(&mut __s55);
+        let __s56 = __rt::pop(&mut __s56);
+        __rt::acc(&mut __dt61, __rt::rules::AddOp::d_lhs(&__s55, &__s56, &__dt64));
+        __rt::acc(&mut __dt63, __rt::rules::AddOp::d_rhs(&__s55, &__s56, &__dt64));
+        let __s54 = __rt::pop(&mut __s54);
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_sum_q, __s81)),
-            __rt::rules::MulOp::d_rhs(__rt::prim(&__s79), &__s80, &__dt63),
+            &mut (*__rt::elem_mut(&mut __d_sum_q, j_6)),
+            __rt::rules::MulOp::d_rhs(__rt::prim(&__t62), &__s54, &__dt63),
         );
-        let __s77 = __rt::pop(&mut __s77);
-        let __s78 = __rt::pop(&mut __s78);
-        __rt::acc(&mut __dt60, __rt::rules::SubOp::d_rhs(&__s77, &__s78, &__dt61));
-        let __s75 = __rt::pop(&mut __s75);
-        let __s76 = __rt::pop(&mut __s76);
+        let __s53 = __rt::pop(&mut __s53);
+        __rt::acc(
+            &mut __dt60,
+            __rt::rules::SubOp::d_rhs(&__rt::shape_of(__rt::prim(&c_1)), &__s53, &__dt61),
+        );
+        let __s52 = __rt::pop(&mut __s52);
         __rt::acc(
             &mut __d_frobenius,
-            __rt::rules::MulOp::d_rhs(__rt::prim(&__s75), &__s76, &__dt60),
+            __rt::rules::MulOp::d_rhs(__rt::prim(&__t59), &__s52, &__dt60),
         );
         let __n14 = __rt::pop(&mut __n14);
+        let __lo14 = 0;
         for __r in 0..__n14 {
+            let t_4 = __rt::range_nth(&__ty14, __lo14, __n14 - 1 - __r);
+            let __t53 = j_6 * l_sz;
+            let __t54 = __t53 + t_4;
+            let __t55 = j_6 * l_sz;
+            let __t56 = __t55 + t_4;
             let mut __dt57 = __rt::zero();
-            let __s73 = __rt::pop(&mut __s73);
-            let __s74 = __rt::pop(&mut __s74);
+            let __s50 = __rt::pop(&mut __s50);
+            let __s51 = __rt::pop(&mut __s51);
             let __g2 = __rt::take(&mut __d_frobenius);
             __rt::acc(
                 &mut __d_frobenius,
-                __rt::rules::AddOp::d_lhs(&__s73, &__s74, &__g2),
+                __rt::rules::AddOp::d_lhs(&__s50, &__s51, &__g2),
             );
-            __rt::acc(&mut __dt57, __rt::rules::AddOp::d_rhs(&__s73, &__s74, &__g2));
-            let __s69 = __rt::pop(&mut __s69);
-            let __s70 = __rt::pop(&mut __s70);
-            let __s71 = __rt::pop(&mut __s71);
-            let __s72 = __rt::pop(&mut __s72);
+            __rt::acc(&mut __dt57, __rt::rules::AddOp::d_rhs(&__s50, &__s51, &__g2));
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_l, __s71)),
+                &mut (*__rt::elem_mut(&mut __d_l, __t54)),
                 __rt::rules::MulOp::d_lhs(
-                    &__rt::shape_of(__rt::prim(&__s70)),
-                    __rt::prim(&__s69),
+                    &__rt::shape_of(__rt::prim(&l[__t54])),
+                    __rt::prim(&l[__t56]),
                     &__dt57,
                 ),
             );
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_l, __s72)),
+                &mut (*__rt::elem_mut(&mut __d_l, __t56)),
                 __rt::rules::MulOp::d_rhs(
-                    __rt::prim(&__s70),
-                    &__rt::shape_of(__rt::prim(&__s69)),
+                    __rt::prim(&l[__t54]),
+                    &__rt::shape_of(__rt::prim(&l[__t56])),
                     &__dt57,
                 ),
             );
         }
         let __n13 = __rt::pop(&mut __n13);
+        let __lo13 = 0;
         for __r in 0..__n13 {
+            let t_3 = __rt::range_nth(&__ty13, __lo13, __n13 - 1 - __r);
+            let __t48 = j_6 * d;
+            let __t49 = __t48 + t_3;
+            let __t50 = j_6 * d;
+            let __t51 = __t50 + t_3;
             let mut __dt52 = __rt::zero();
-            let __s67 = __rt::pop(&mut __s67);
-            let __s68 = __rt::pop(&mut __s68);
+            let __s48 = __rt::pop(&mut __s48);
+            let __s49 = __rt::pop(&mut __s49);
             let __g3 = __rt::take(&mut __d_frobenius);
             __rt::acc(
                 &mut __d_frobenius,
-                __rt::rules::AddOp::d_lhs(&__s67, &__s68, &__g3),
+                __rt::rules::AddOp::d_lhs(&__s48, &__s49, &__g3),
             );
-            __rt::acc(&mut __dt52, __rt::rules::AddOp::d_rhs(&__s67, &__s68, &__g3));
-            let __s63 = __rt::pop(&mut __s63);
-            let __s64 = __rt::pop(&mut __s64);
-            let __s65 = __rt::pop(&mut __s65);
-            let __s66 = __rt::pop(&mut __s66);
+            __rt::acc(&mut __dt52, __rt::rules::AddOp::d_rhs(&__s48, &__s49, &__g3));
+            let __s46 = __rt::pop(&mut __s46);
+            let __s47 = __rt::pop(&mut __s47);
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_qdiag, __s65)),
+                &mut (*__rt::elem_mut(&mut __d_qdiag, __t49)),
                 __rt::rules::MulOp::d_lhs(
-                    &__rt::shape_of(__rt::prim(&__s64)),
-                    __rt::prim(&__s63),
+                    &__rt::shape_of(__rt::prim(&__s47)),
+                    __rt::prim(&__s46),
                     &__dt52,
                 ),
             );
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_qdiag, __s66)),
+                &mut (*__rt::elem_mut(&mut __d_qdiag, __t51)),
                 __rt::rules::MulOp::d_rhs(
-                    __rt::prim(&__s64),
-                    &__rt::shape_of(__rt::prim(&__s63)),
+                    __rt::prim(&__s47),
+                    &__rt::shape_of(__rt::prim(&__s46)),
                     &__dt52,
                 ),
             );
         }
     }
-    __rt::acc(&mut __d_slse, __rt::rules::SubOp::d_lhs(&__s61, &__s62, &__d_likelihood));
-    __rt::acc(&mut __dt36, __rt::rules::SubOp::d_rhs(&__s61, &__s62, &__d_likelihood));
+    __rt::acc(&mut __d_slse, __rt::rules::SubOp::d_lhs(&__s44, &__s45, &__d_likelihood));
+    __rt::acc(&mut __dt36, __rt::rules::SubOp::d_rhs(&__s44, &__s45, &__d_likelihood));
     __rt::acc(
         &mut __dt35,
-        __rt::rules::MulOp::d_rhs(__rt::prim(&__s59), &__s60, &__dt36),
+        __rt::rules::MulOp::d_rhs(__rt::prim(&__s42), &__s43, &__dt36),
     );
-    __rt::acc(&mut __d_lse_alpha, __rt::rules::AddOp::d_rhs(&__s57, &__s58, &__dt35));
-    __rt::acc(&mut __d_amax, __rt::rules::AddOp::d_lhs(&__s55, &__s56, &__d_lse_alpha));
-    __rt::acc(&mut __dt29, __rt::rules::AddOp::d_rhs(&__s55, &__s56, &__d_lse_alpha));
-    __rt::acc(&mut __d_asum, __rt::rules::Ln::d_x(__rt::prim(&__s54), &__dt29));
+    __rt::acc(&mut __d_lse_alpha, __rt::rules::AddOp::d_rhs(&__s40, &__s41, &__dt35));
+    __rt::acc(&mut __d_amax, __rt::rules::AddOp::d_lhs(&__s38, &__s39, &__d_lse_alpha));
+    __rt::acc(&mut __dt29, __rt::rules::AddOp::d_rhs(&__s38, &__s39, &__d_lse_alpha));
+    __rt::acc(&mut __d_asum, __rt::rules::Ln::d_x(__rt::prim(&__s37), &__dt29));
+    let __lo11 = 0;
     for __r in 0..__n11 {
+        let j_5 = __rt::range_nth(&__ty11, __lo11, __n11 - 1 - __r);
         let mut __dt27 = __rt::zero();
         let mut __dt28 = __rt::zero();
-        let __s52 = __rt::pop(&mut __s52);
-        let __s53 = __rt::pop(&mut __s53);
+        let __s35 = __rt::pop(&mut __s35);
+        let __s36 = __rt::pop(&mut __s36);
         let __g4 = __rt::take(&mut __d_asum);
-        __rt::acc(&mut __d_asum, __rt::rules::AddOp::d_lhs(&__s52, &__s53, &__g4));
-        __rt::acc(&mut __dt28, __rt::rules::AddOp::d_rhs(&__s52, &__s53, &__g4));
-        let __s51 = __rt::pop(&mut __s51);
-        __rt::acc(&mut __dt27, __rt::rules::Exp::d_x(__rt::prim(&__s51), &__dt28));
-        let __s48 = __rt::pop(&mut __s48);
-        let __s49 = __rt::pop(&mut __s49);
-        let __s50 = __rt::pop(&mut __s50);
+        __rt::acc(&mut __d_asum, __rt::rules::AddOp::d_lhs(&__s35, &__s36, &__g4));
+        __rt::acc(&mut __dt28, __rt::rules::AddOp::d_rhs(&__s35, &__s36, &__g4));
+        let __s34 = __rt::pop(&mut __s34);
+        __rt::acc(&mut __dt27, __rt::rules::Exp::d_x(__rt::prim(&__s34), &__dt28));
+        let __s32 = __rt::pop(&mut __s32);
+        let __s33 = __rt::pop(&mut __s33);
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_alpha, __s50)),
-            __rt::rules::SubOp::d_lhs(&__s48, &__s49, &__dt27),
+            &mut (*__rt::elem_mut(&mut __d_alpha, j_5)),
+            __rt::rules::SubOp::d_lhs(&__s32, &__s33, &__dt27),
         );
-        __rt::acc(&mut __d_amax, __rt::rules::SubOp::d_rhs(&__s48, &__s49, &__dt27));
+        __rt::acc(&mut __d_amax, __rt::rules::SubOp::d_rhs(&__s32, &__s33, &__dt27));
     }
+    let __lo10 = 1;
     for __r in 0..__n10 {
-        let __s46 = __rt::pop(&mut __s46);
-        if __s46 {
-            let __s47 = __rt::pop(&mut __s47);
+        let j_4 = __rt::range_nth(&__ty10, __lo10, __n10 - 1 - __r);
+        let __s31 = __rt::pop(&mut __s31);
+        if __s31 {
             let __g5 = __rt::take(&mut __d_amax);
-            __rt::acc(&mut (*__rt::elem_mut(&mut __d_alpha, __s47)), __g5);
+            __rt::acc(&mut (*__rt::elem_mut(&mut __d_alpha, j_4)), __g5);
         }
     }
     __rt::acc(&mut (*__rt::elem_mut(&mut __d_alpha, 0)), __d_amax);
@@ -735,204 +698,217 @@ fn gmm_adjoint(
         let mut __d_se = __rt::zero();
         let mut __dt24 = __rt::zero();
         let mut __dt25 = __rt::zero();
-        let __s44 = __rt::pop(&mut __s44);
-        let __s45 = __rt::pop(&mut __s45);
+        let __s29 = __rt::pop(&mut __s29);
+        let __s30 = __rt::pop(&mut __s30);
         let __g6 = __rt::take(&mut __d_slse);
-        __rt::acc(&mut __d_slse, __rt::rules::AddOp::d_lhs(&__s44, &__s45, &__g6));
-        __rt::acc(&mut __dt25, __rt::rules::AddOp::d_rhs(&__s44, &__s45, &__g6));
-        let __s42 = __rt::pop(&mut __s42);
-        let __s43 = __rt::pop(&mut __s43);
-        __rt::acc(&mut __d_mx, __rt::rules::AddOp::d_lhs(&__s42, &__s43, &__dt25));
-        __rt::acc(&mut __dt24, __rt::rules::AddOp::d_rhs(&__s42, &__s43, &__dt25));
-        let __s41 = __rt::pop(&mut __s41);
-        __rt::acc(&mut __d_se, __rt::rules::Ln::d_x(__rt::prim(&__s41), &__dt24));
+        __rt::acc(&mut __d_slse, __rt::rules::AddOp::d_lhs(&__s29, &__s30, &__g6));
+        __rt::acc(&mut __dt25, __rt::rules::AddOp::d_rhs(&__s29, &__s30, &__g6));
+        let __s27 = __rt::pop(&mut __s27);
+        let __s28 = __rt::pop(&mut __s28);
+        __rt::acc(&mut __d_mx, __rt::rules::AddOp::d_lhs(&__s27, &__s28, &__dt25));
+        __rt::acc(&mut __dt24, __rt::rules::AddOp::d_rhs(&__s27, &__s28, &__dt25));
+        let __s26 = __rt::pop(&mut __s26);
+        __rt::acc(&mut __d_se, __rt::rules::Ln::d_x(__rt::prim(&__s26), &__dt24));
         let __n9 = __rt::pop(&mut __n9);
+        let __lo9 = 0;
         for __r in 0..__n9 {
+            let j_3 = __rt::range_nth(&__ty9, __lo9, __n9 - 1 - __r);
             let mut __dt22 = __rt::zero();
             let mut __dt23 = __rt::zero();
-            let __s39 = __rt::pop(&mut __s39);
-            let __s40 = __rt::pop(&mut __s40);
+            let __s24 = __rt::pop(&mut __s24);
+            let __s25 = __rt::pop(&mut __s25);
             let __g7 = __rt::take(&mut __d_se);
-            __rt::acc(&mut __d_se, __rt::rules::AddOp::d_lhs(&__s39, &__s40, &__g7));
-            __rt::acc(&mut __dt23, __rt::rules::AddOp::d_rhs(&__s39, &__s40, &__g7));
-            let __s38 = __rt::pop(&mut __s38);
-            __rt::acc(&mut __dt22, __rt::rules::Exp::d_x(__rt::prim(&__s38), &__dt23));
-            let __s35 = __rt::pop(&mut __s35);
-            let __s36 = __rt::pop(&mut __s36);
-            let __s37 = __rt::pop(&mut __s37);
+            __rt::acc(&mut __d_se, __rt::rules::AddOp::d_lhs(&__s24, &__s25, &__g7));
+            __rt::acc(&mut __dt23, __rt::rules::AddOp::d_rhs(&__s24, &__s25, &__g7));
+            let __s23 = __rt::pop(&mut __s23);
+            __rt::acc(&mut __dt22, __rt::rules::Exp::d_x(__rt::prim(&__s23), &__dt23));
+            let __s21 = __rt::pop(&mut __s21);
+            let __s22 = __rt::pop(&mut __s22);
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_beta, __s37)),
-                __rt::rules::SubOp::d_lhs(&__s35, &__s36, &__dt22),
+                &mut (*__rt::elem_mut(&mut __d_beta, j_3)),
+                __rt::rules::SubOp::d_lhs(&__s21, &__s22, &__dt22),
             );
-            __rt::acc(&mut __d_mx, __rt::rules::SubOp::d_rhs(&__s35, &__s36, &__dt22));
+            __rt::acc(&mut __d_mx, __rt::rules::SubOp::d_rhs(&__s21, &__s22, &__dt22));
         }
         let __n8 = __rt::pop(&mut __n8);
+        let __lo8 = 1;
         for __r in 0..__n8 {
-            let __s33 = __rt::pop(&mut __s33);
-            if __s33 {
-                let __s34 = __rt::pop(&mut __s34);
+            let j_2 = __rt::range_nth(&__ty8, __lo8, __n8 - 1 - __r);
+            let __s20 = __rt::pop(&mut __s20);
+            if __s20 {
                 let __g8 = __rt::take(&mut __d_mx);
-                __rt::acc(&mut (*__rt::elem_mut(&mut __d_beta, __s34)), __g8);
+                __rt::acc(&mut (*__rt::elem_mut(&mut __d_beta, j_2)), __g8);
             }
         }
         __rt::acc(&mut (*__rt::elem_mut(&mut __d_beta, 0)), __d_mx);
         let __n3 = __rt::pop(&mut __n3);
+        let __lo3 = 0;
         for __r in 0..__n3 {
+            let j_1 = __rt::range_nth(&__ty3, __lo3, __n3 - 1 - __r);
             let mut __d_sq = __rt::zero();
             let mut __dt19 = __rt::zero();
             let mut __dt20 = __rt::zero();
-            let __s30 = __rt::pop(&mut __s30);
-            let __s31 = __rt::pop(&mut __s31);
-            let __s32 = __rt::pop(&mut __s32);
-            let __g9 = __rt::take(&mut (*__rt::elem_mut(&mut __d_beta, __s30)));
-            __rt::acc(&mut __dt19, __rt::rules::SubOp::d_lhs(&__s31, &__s32, &__g9));
-            __rt::acc(&mut __dt20, __rt::rules::SubOp::d_rhs(&__s31, &__s32, &__g9));
-            let __s29 = __rt::pop(&mut __s29);
+            let __s18 = __rt::pop(&mut __s18);
+            let __s19 = __rt::pop(&mut __s19);
+            let __g9 = __rt::take(&mut (*__rt::elem_mut(&mut __d_beta, j_1)));
+            __rt::acc(&mut __dt19, __rt::rules::SubOp::d_lhs(&__s18, &__s19, &__g9));
+            __rt::acc(&mut __dt20, __rt::rules::SubOp::d_rhs(&__s18, &__s19, &__g9));
+            let __s17 = __rt::pop(&mut __s17);
             __rt::acc(
                 &mut __d_sq,
-                __rt::rules::MulOp::d_rhs(__rt::prim(&__lit0), &__s29, &__dt20),
+                __rt::rules::MulOp::d_rhs(__rt::prim(&__lit0), &__s17, &__dt20),
             );
-            let __s26 = __rt::pop(&mut __s26);
-            let __s27 = __rt::pop(&mut __s27);
-            let __s28 = __rt::pop(&mut __s28);
+            let __s15 = __rt::pop(&mut __s15);
+            let __s16 = __rt::pop(&mut __s16);
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_alpha, __s28)),
-                __rt::rules::AddOp::d_lhs(&__s26, &__s27, &__dt19),
+                &mut (*__rt::elem_mut(&mut __d_alpha, j_1)),
+                __rt::rules::AddOp::d_lhs(&__s15, &__s16, &__dt19),
             );
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_sum_q, __s28)),
-                __rt::rules::AddOp::d_rhs(&__s26, &__s27, &__dt19),
+                &mut (*__rt::elem_mut(&mut __d_sum_q, j_1)),
+                __rt::rules::AddOp::d_rhs(&__s15, &__s16, &__dt19),
             );
             let __n7 = __rt::pop(&mut __n7);
+            let __lo7 = 0;
             for __r in 0..__n7 {
+                let t_2 = __rt::range_nth(&__ty7, __lo7, __n7 - 1 - __r);
                 let mut __dt18 = __rt::zero();
-                let __s24 = __rt::pop(&mut __s24);
-                let __s25 = __rt::pop(&mut __s25);
+                let __s13 = __rt::pop(&mut __s13);
+                let __s14 = __rt::pop(&mut __s14);
                 let __g10 = __rt::take(&mut __d_sq);
                 __rt::acc(
                     &mut __d_sq,
-                    __rt::rules::AddOp::d_lhs(&__s24, &__s25, &__g10),
+                    __rt::rules::AddOp::d_lhs(&__s13, &__s14, &__g10),
                 );
                 __rt::acc(
                     &mut __dt18,
-                    __rt::rules::AddOp::d_rhs(&__s24, &__s25, &__g10),
+                    __rt::rules::AddOp::d_rhs(&__s13, &__s14, &__g10),
                 );
-                let __s22 = __rt::pop(&mut __s22);
-                let __s23 = __rt::pop(&mut __s23);
+                let __s12 = __rt::pop(&mut __s12);
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_qxc, __s23)),
+                    &mut (*__rt::elem_mut(&mut __d_qxc, t_2)),
                     __rt::rules::MulOp::d_lhs(
-                        &__rt::shape_of(__rt::prim(&__s22)),
-                        __rt::prim(&__s22),
+                        &__rt::shape_of(__rt::prim(&__s12)),
+                        __rt::prim(&__s12),
                         &__dt18,
                     ),
                 );
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_qxc, __s23)),
+                    &mut (*__rt::elem_mut(&mut __d_qxc, t_2)),
                     __rt::rules::MulOp::d_rhs(
-                        __rt::prim(&__s22),
-                        &__rt::shape_of(__rt::prim(&__s22)),
+                        __rt::prim(&__s12),
+                        &__rt::shape_of(__rt::prim(&__s12)),
                         &__dt18,
                     ),
                 );
             }
             let __n5 = __rt::pop(&mut __n5);
+            let __lo5 = 0;
             for __r in 0..__n5 {
+                let c = __rt::range_nth(&__ty5, __lo5, __n5 - 1 - __r);
                 let __n6 = __rt::pop(&mut __n6);
+                let __lo6 = c + 1;
                 for __r in 0..__n6 {
+                    let r = __rt::range_nth(&__ty6, __lo6, __n6 - 1 - __r);
                     let mut __dt17 = __rt::zero();
-                    let __s19 = __rt::pop(&mut __s19);
-                    let __s20 = __rt::pop(&mut __s20);
-                    let __s21 = __rt::pop(&mut __s21);
-                    let __g11 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, __s19)));
+                    let __s10 = __rt::pop(&mut __s10);
+                    let __s11 = __rt::pop(&mut __s11);
+                    let __g11 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, r)));
                     __rt::acc(
-                        &mut (*__rt::elem_mut(&mut __d_qxc, __s19)),
-                        __rt::rules::AddOp::d_lhs(&__s20, &__s21, &__g11),
+                        &mut (*__rt::elem_mut(&mut __d_qxc, r)),
+                        __rt::rules::AddOp::d_lhs(&__s10, &__s11, &__g11),
                     );
                     __rt::acc(
                         &mut __dt17,
-                        __rt::rules::AddOp::d_rhs(&__s20, &__s21, &__g11),
+                        __rt::rules::AddOp::d_rhs(&__s10, &__s11, &__g11),
                     );
-                    let __s15 = __rt::pop(&mut __s15);
-                    let __s16 = __rt::pop(&mut __s16);
-                    let __s17 = __rt::pop(&mut __s17);
-                    let __s18 = __rt::pop(&mut __s18);
+                    let __s7 = __rt::pop(&mut __s7);
+                    let __s8 = __rt::pop(&mut __s8);
+                    let __s9 = __rt::pop(&mut __s9);
                     __rt::acc(
-                        &mut (*__rt::elem_mut(&mut __d_l, __s17)),
+                        &mut (*__rt::elem_mut(&mut __d_l, __s9)),
                         __rt::rules::MulOp::d_lhs(
-                            &__rt::shape_of(__rt::prim(&__s16)),
-                            __rt::prim(&__s15),
+                            &__rt::shape_of(__rt::prim(&__s8)),
+                            __rt::prim(&__s7),
                             &__dt17,
                         ),
                     );
                     __rt::acc(
-                        &mut (*__rt::elem_mut(&mut __d_xc, __s18)),
+                        &mut (*__rt::elem_mut(&mut __d_xc, c)),
                         __rt::rules::MulOp::d_rhs(
-                            __rt::prim(&__s16),
-                            &__rt::shape_of(__rt::prim(&__s15)),
+                            __rt::prim(&__s8),
+                            &__rt::shape_of(__rt::prim(&__s7)),
                             &__dt17,
                         ),
                     );
                 }
             }
             let __n4 = __rt::pop(&mut __n4);
+            let __lo4 = 0;
             for __r in 0..__n4 {
-                let __s11 = __rt::pop(&mut __s11);
-                let __s12 = __rt::pop(&mut __s12);
-                let __s13 = __rt::pop(&mut __s13);
-                let __s14 = __rt::pop(&mut __s14);
-                let __g12 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, __s11)));
+                let t_1 = __rt::range_nth(&__ty4, __lo4, __n4 - 1 - __r);
+                let __t13 = j_1 * d;
+                let __t14 = __t13 + t_1;
+                let __t15 = j_1 * d;
+                let __t16 = __t15 + t_1;
+                let __s5 = __rt::pop(&mut __s5);
+                let __s6 = __rt::pop(&mut __s6);
+                let __g12 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, t_1)));
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_qdiag, __s14)),
+                    &mut (*__rt::elem_mut(&mut __d_qdiag, __t16)),
                     __rt::rules::MulOp::d_lhs(
-                        &__rt::shape_of(__rt::prim(&__s13)),
-                        __rt::prim(&__s12),
+                        &__rt::shape_of(__rt::prim(&__s6)),
+                        __rt::prim(&__s5),
                         &__g12,
                     ),
                 );
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_xc, __s11)),
+                    &mut (*__rt::elem_mut(&mut __d_xc, t_1)),
                     __rt::rules::MulOp::d_rhs(
-                        __rt::prim(&__s13),
-                        &__rt::shape_of(__rt::prim(&__s12)),
+                        __rt::prim(&__s6),
+                        &__rt::shape_of(__rt::prim(&__s5)),
                         &__g12,
                     ),
                 );
-                let __s7 = __rt::pop(&mut __s7);
-                let __s8 = __rt::pop(&mut __s8);
-                let __s9 = __rt::pop(&mut __s9);
-                let __s10 = __rt::pop(&mut __s10);
-                let __g13 = __rt::take(&mut (*__rt::elem_mut(&mut __d_xc, __s7)));
+                let __s3 = __rt::pop(&mut __s3);
+                let __s4 = __rt::pop(&mut __s4);
+                let __g13 = __rt::take(&mut (*__rt::elem_mut(&mut __d_xc, t_1)));
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_means, __s10)),
-                    __rt::rules::SubOp::d_rhs(&__s8, &__s9, &__g13),
+                    &mut (*__rt::elem_mut(&mut __d_means, __t14)),
+                    __rt::rules::SubOp::d_rhs(&__s3, &__s4, &__g13),
                 );
             }
         }
     }
+    let __lo0 = 0;
     for __r in 0..__n0 {
+        let j = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
         let __n1 = __rt::pop(&mut __n1);
+        let __lo1 = 0;
         for __r in 0..__n1 {
-            let __s3 = __rt::pop(&mut __s3);
-            let __s4 = __rt::pop(&mut __s4);
-            let __s5 = __rt::pop(&mut __s5);
-            let __s6 = __rt::pop(&mut __s6);
-            let __g14 = __rt::take(&mut (*__rt::elem_mut(&mut __d_sum_q, __s3)));
-            __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_sum_q, __s3)),
-                __rt::rules::AddOp::d_lhs(&__s4, &__s5, &__g14),
-            );
-            __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_q, __s6)),
-                __rt::rules::AddOp::d_rhs(&__s4, &__s5, &__g14),
-            );
-            let __s0 = __rt::pop(&mut __s0);
+            let t = __rt::range_nth(&__ty1, __lo1, __n1 - 1 - __r);
+            let __t5 = j * d;
+            let __t6 = __t5 + t;
+            let __t7 = j * d;
+            let __t8 = __t7 + t;
+            let __t9 = j * d;
+            let __t10 = __t9 + t;
             let __s1 = __rt::pop(&mut __s1);
             let __s2 = __rt::pop(&mut __s2);
-            let __g15 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qdiag, __s0)));
+            let __g14 = __rt::take(&mut (*__rt::elem_mut(&mut __d_sum_q, j)));
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_q, __s2)),
-                __rt::rules::Exp::d_x(__rt::prim(&__s1), &__g15),
+                &mut (*__rt::elem_mut(&mut __d_sum_q, j)),
+                __rt::rules::AddOp::d_lhs(&__s1, &__s2, &__g14),
+            );
+            __rt::acc(
+                &mut (*__rt::elem_mut(&mut __d_q, __t10)),
+                __rt::rules::AddOp::d_rhs(&__s1, &__s2, &__g14),
+            );
+            let __s0 = __rt::pop(&mut __s0);
+            let __g15 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qdiag, __t6)));
+            __rt::acc(
+                &mut (*__rt::elem_mut(&mut __d_q, __t8)),
+                __rt::rules::Exp::d_x(__rt::prim(&__s0), &__g15),
             );
         }
     }

@@ -36,14 +36,13 @@ fn logistic_adjoint(
     use ::tapeless::__private as __rt;
     let _ = logistic;
     let mut __n0 = 0usize;
+    let __ty0 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
     let mut __s1 = __rt::Stack::new();
     let mut __s2 = __rt::Stack::new();
     let mut __s3 = __rt::Stack::new();
     let mut __s4 = __rt::Stack::new();
     let mut __s5 = __rt::Stack::new();
-    let mut __s6 = __rt::Stack::new();
-    let mut __s7 = __rt::Stack::new();
     let mut s = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(0..x.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
@@ -53,69 +52,66 @@ fn logistic_adjoint(
     __s3.reserve(__hint);
     __s4.reserve(__hint);
     __s5.reserve(__hint);
-    __s6.reserve(__hint);
-    __s7.reserve(__hint);
     for i in __it0 {
         __n0 += 1;
-        __s0.push(__rt::save_owned(__rt::prim(&x[i])));
+        __ty0.tie(&i);
         let __t0 = w * x[i];
-        __s1.push(__rt::shape_of(__rt::prim(&__t0)));
+        __s0.push(__rt::shape_of(__rt::prim(&__t0)));
         let __t1 = __t0 + b;
-        __s2.push(__rt::save_owned(__rt::prim(&y[i])));
-        __s3.push(__rt::shape_of(__rt::prim(&__t1)));
+        __s1.push(__rt::shape_of(__rt::prim(&__t1)));
         let z = y[i] * __t1;
         let __t2 = -z;
         let __t3 = __t2.exp();
-        __s4.push(__rt::save_owned(__rt::prim(&__t3)));
-        __s5.push(__rt::save_owned(__rt::prim(&__t3)));
+        __s2.push(__rt::save_owned(__rt::prim(&__t3)));
+        __s3.push(__rt::save_owned(__rt::prim(&__t3)));
         let __t4 = __t3.ln_1p();
-        __s6.push(__rt::shape_of(__rt::prim(&s)));
-        __s7.push(__rt::shape_of(__rt::prim(&__t4)));
+        __s4.push(__rt::shape_of(__rt::prim(&s)));
+        __s5.push(__rt::shape_of(__rt::prim(&__t4)));
         s += __t4;
     }
     let mut __seed = d_out;
     let mut __d_w = __rt::zero_of(&w);
     let mut __d_b = __rt::zero_of(&b);
-    let mut __d_s = __rt::zero();
+    let mut __d_s = __rt::zero_of(&s);
     __rt::acc(&mut __d_s, __rt::take(&mut __seed));
+    let __lo0 = 0;
     for __r in 0..__n0 {
+        let i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
         let mut __dt0 = __rt::zero();
         let mut __dt1 = __rt::zero();
         let mut __d_z = __rt::zero();
         let mut __dt2 = __rt::zero();
         let mut __dt3 = __rt::zero();
         let mut __dt4 = __rt::zero();
-        let __s6 = __rt::pop(&mut __s6);
-        let __s7 = __rt::pop(&mut __s7);
-        let __g1 = __rt::take(&mut __d_s);
-        __rt::acc(&mut __d_s, __rt::rules::AddOp::d_lhs(&__s6, &__s7, &__g1));
-        __rt::acc(&mut __dt4, __rt::rules::AddOp::d_rhs(&__s6, &__s7, &__g1));
-        let __s5 = __rt::pop(&mut __s5);
-        __rt::acc(&mut __dt3, __rt::rules::Ln1p::d_x(__rt::prim(&__s5), &__dt4));
         let __s4 = __rt::pop(&mut __s4);
-        __rt::acc(&mut __dt2, __rt::rules::Exp::d_x(__rt::prim(&__s4), &__dt3));
-        __rt::acc(&mut __d_z, __rt::rules::NegOp::d_x(&__dt2));
-        let __s2 = __rt::pop(&mut __s2);
+        let __s5 = __rt::pop(&mut __s5);
+        let __g1 = __rt::take(&mut __d_s);
+        __rt::acc(&mut __d_s, __rt::rules::AddOp::d_lhs(&__s4, &__s5, &__g1));
+        __rt::acc(&mut __dt4, __rt::rules::AddOp::d_rhs(&__s4, &__s5, &__g1));
         let __s3 = __rt::pop(&mut __s3);
-        __rt::acc(
-            &mut __dt1,
-            __rt::rules::MulOp::d_rhs(__rt::prim(&__s2), &__s3, &__d_z),
-        );
+        __rt::acc(&mut __dt3, __rt::rules::Ln1p::d_x(__rt::prim(&__s3), &__dt4));
+        let __s2 = __rt::pop(&mut __s2);
+        __rt::acc(&mut __dt2, __rt::rules::Exp::d_x(__rt::prim(&__s2), &__dt3));
+        __rt::acc(&mut __d_z, __rt::rules::NegOp::d_x(&__dt2));
         let __s1 = __rt::pop(&mut __s1);
         __rt::acc(
+            &mut __dt1,
+            __rt::rules::MulOp::d_rhs(__rt::prim(&y[i]), &__s1, &__d_z),
+        );
+        let __s0 = __rt::pop(&mut __s0);
+        __rt::acc(
             &mut __dt0,
-            __rt::rules::AddOp::d_lhs(&__s1, &__rt::shape_of(__rt::prim(&b)), &__dt1),
+            __rt::rules::AddOp::d_lhs(&__s0, &__rt::shape_of(__rt::prim(&b)), &__dt1),
         );
         __rt::acc(
             &mut __d_b,
-            __rt::rules::AddOp::d_rhs(&__s1, &__rt::shape_of(__rt::prim(&b)), &__dt1),
+            __rt::rules::AddOp::d_rhs(&__s0, &__rt::shape_of(__rt::prim(&b)), &__dt1),
         );
-        let __s0 = __rt::pop(&mut __s0);
         __rt::acc(
             &mut __d_w,
             __rt::rules::MulOp::d_lhs(
                 &__rt::shape_of(__rt::prim(&w)),
-                __rt::prim(&__s0),
+                __rt::prim(&x[i]),
                 &__dt0,
             ),
         );

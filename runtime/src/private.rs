@@ -357,3 +357,65 @@ pub fn zero_for<T: Differentiable + ?Sized>(_: PhantomData<fn() -> T>) -> T::Tan
     T::Tangent::zero()
 }
 
+/// The type of a loop variable that the reverse sweep recomputes, tied to the
+/// forward loop's variable (`tie`) so the recomputed one has the same type.
+pub struct ItemType<T>(PhantomData<fn() -> T>);
+
+impl<T> ItemType<T> {
+    /// A type to be tied.
+    #[inline(always)]
+    pub fn new() -> Self {
+        ItemType(PhantomData)
+    }
+
+    /// Ties the type to `x`'s.
+    #[inline(always)]
+    pub fn tie(&self, _: &T) {}
+}
+
+impl<T> Default for ItemType<T> {
+    #[inline(always)]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Values of integer ranges.
+pub trait RangeIndex: Copy {
+    /// The value `k` steps after `self` (it exists: the range reached it).
+    fn nth_from(self, k: usize) -> Self;
+}
+
+macro_rules! range_index {
+    ($($t:ty),*) => {$(
+        impl RangeIndex for $t {
+            #[inline(always)]
+            fn nth_from(self, k: usize) -> Self {
+                // Modular arithmetic, exact because the result is in range.
+                self.wrapping_add(k as $t)
+            }
+        }
+    )*};
+}
+range_index!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
+impl RangeIndex for char {
+    #[inline]
+    fn nth_from(self, k: usize) -> Self {
+        let mut c = self as u32 + k as u32;
+        if (self as u32) < 0xD800 && c >= 0xD800 {
+            // Ranges of `char` skip the surrogates.
+            c += 0x800;
+        }
+        match char::from_u32(c) {
+            Some(c) => c,
+            None => unreachable!("tapeless: a recomputed loop variable left its range"),
+        }
+    }
+}
+
+/// The `k`-th value (from 0) of a range starting at `lo`.
+#[inline(always)]
+pub fn range_nth<T: RangeIndex>(_: &ItemType<T>, lo: T, k: usize) -> T {
+    lo.nth_from(k)
+}
