@@ -42,26 +42,25 @@ pub fn clipped_sum_adjoint(
     let mut __ret = 0u32;
     let mut __n0 = 0usize;
     let mut __c0 = ::std::vec::Vec::new();
-    let mut __s0 = ::std::vec::Vec::new();
-    let mut __s1 = ::std::vec::Vec::new();
-    let mut __s2 = ::std::vec::Vec::new();
-    let mut __s3 = ::std::vec::Vec::new();
-    let mut __s4 = ::std::vec::Vec::new();
-    let mut __s5 = ::std::vec::Vec::new();
-    let mut __s6 = ::std::vec::Vec::new();
-    let mut __s7 = ::std::vec::Vec::new();
+    let __ty0 = __rt::ItemType::new();
+    let mut __s0 = __rt::Stack::new();
+    let mut __s1 = __rt::Stack::new();
+    let mut __s2 = __rt::Stack::new();
+    let mut __s3 = __rt::Stack::new();
+    let mut __s4 = __rt::Stack::new();
     let __out = '__body: {
         let mut s = 0.0;
         let __it0 = ::core::iter::IntoIterator::into_iter(0..x.len());
         let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
         __s0.reserve(__hint);
-        __s5.reserve(__hint);
-        __s6.reserve(__hint);
-        __s7.reserve(__hint);
+        __s2.reserve(__hint);
+        __s3.reserve(__hint);
+        __s4.reserve(__hint);
         for i in __it0 {
             __n0 += 1;
             __c0.push(0u32);
             let __kc0 = __c0.len() - 1;
+            __ty0.tie(&i);
             let __t0 = x[i] < 0.0;
             if __t0 {
                 __c0[__kc0] = 1u32;
@@ -71,21 +70,18 @@ pub fn clipped_sum_adjoint(
             let __t1 = x[i] > 1.0;
             __s0.push(__rt::save(&__t1));
             if __t1 {
-                __s2.push(__rt::save(&i));
                 let __t2 = x[i].sqrt();
                 __s1.push(__rt::save_owned(__rt::prim(&__t2)));
                 y = __t2;
             } else {
-                __s3.push(__rt::save_owned(__rt::prim(&x[i])));
-                __s4.push(__rt::save(&i));
                 let __t3 = x[i] * x[i];
                 y = __t3;
             }
-            __s5.push(__rt::shape_of(__rt::prim(&s)));
-            __s6.push(__rt::shape_of(__rt::prim(&y)));
+            __s2.push(__rt::shape_of(__rt::prim(&s)));
+            __s3.push(__rt::shape_of(__rt::prim(&y)));
             s += y;
             let __t4 = s > limit;
-            __s7.push(__rt::save(&__t4));
+            __s4.push(__rt::save(&__t4));
             if __t4 {
                 {
                     __ret = 2u32;
@@ -102,50 +98,49 @@ pub fn clipped_sum_adjoint(
     if !((__ret == 2u32)) {
         __rt::acc(&mut __d_s, __rt::take(&mut __seed));
     }
+    let __lo0 = 0;
     for __r in 0..__n0 {
         let __last0 = __r == 0;
         let __c0 = __rt::pop(&mut __c0);
+        let i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
         if !((__c0 == 1u32)) {
             let mut __d_y = __rt::zero();
-            let __s7 = __rt::pop(&mut __s7);
-            if __s7 {
+            let __s4 = __rt::pop(&mut __s4);
+            if __s4 {
                 __rt::acc(&mut __d_limit, __rt::take(&mut __seed));
             }
-            let __s5 = __rt::pop(&mut __s5);
-            let __s6 = __rt::pop(&mut __s6);
+            let __s2 = __rt::pop(&mut __s2);
+            let __s3 = __rt::pop(&mut __s3);
             let __g1 = __rt::take(&mut __d_s);
-            __rt::acc(&mut __d_s, __rt::rules::AddOp::d_lhs(&__s5, &__s6, &__g1));
-            __rt::acc(&mut __d_y, __rt::rules::AddOp::d_rhs(&__s5, &__s6, &__g1));
+            __rt::acc(&mut __d_s, __rt::rules::AddOp::d_lhs(&__s2, &__s3, &__g1));
+            __rt::acc(&mut __d_y, __rt::rules::AddOp::d_rhs(&__s2, &__s3, &__g1));
             let __s0 = __rt::pop(&mut __s0);
             if __s0 {
                 let mut __dt2 = __rt::zero();
                 let __g2 = __rt::take(&mut __d_y);
                 __rt::acc(&mut __dt2, __g2);
                 let __s1 = __rt::pop(&mut __s1);
-                let __s2 = __rt::pop(&mut __s2);
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_x, __s2)),
+                    &mut (*__rt::elem_mut(&mut __d_x, i)),
                     __rt::rules::Sqrt::d_x(__rt::prim(&__s1), &__dt2),
                 );
             } else {
                 let mut __dt3 = __rt::zero();
                 let __g3 = __rt::take(&mut __d_y);
                 __rt::acc(&mut __dt3, __g3);
-                let __s3 = __rt::pop(&mut __s3);
-                let __s4 = __rt::pop(&mut __s4);
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_x, __s4)),
+                    &mut (*__rt::elem_mut(&mut __d_x, i)),
                     __rt::rules::MulOp::d_lhs(
-                        &__rt::shape_of(__rt::prim(&__s3)),
-                        __rt::prim(&__s3),
+                        &__rt::shape_of(__rt::prim(&x[i])),
+                        __rt::prim(&x[i]),
                         &__dt3,
                     ),
                 );
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_x, __s4)),
+                    &mut (*__rt::elem_mut(&mut __d_x, i)),
                     __rt::rules::MulOp::d_rhs(
-                        __rt::prim(&__s3),
-                        &__rt::shape_of(__rt::prim(&__s3)),
+                        __rt::prim(&x[i]),
+                        &__rt::shape_of(__rt::prim(&x[i])),
                         &__dt3,
                     ),
                 );

@@ -38,111 +38,100 @@ pub fn energy_adjoint(
     use ::tapeless::__private as __rt;
     let _ = energy;
     let mut __n0 = 0usize;
-    let mut __s0 = ::std::vec::Vec::new();
-    let mut __s1 = ::std::vec::Vec::new();
-    let mut __s2 = ::std::vec::Vec::new();
-    let mut __s3 = ::std::vec::Vec::new();
-    let mut __s4 = ::std::vec::Vec::new();
-    let mut __s5 = ::std::vec::Vec::new();
-    let mut __s6 = ::std::vec::Vec::new();
-    let mut __s7 = ::std::vec::Vec::new();
-    let mut __s8 = ::std::vec::Vec::new();
-    let mut __s9 = ::std::vec::Vec::new();
-    let mut __s10 = ::std::vec::Vec::new();
-    let mut __s11 = ::std::vec::Vec::new();
-    let mut __s12 = ::std::vec::Vec::new();
+    let __ty0 = __rt::ItemType::new();
+    let mut __s0 = __rt::Stack::new();
+    let mut __s1 = __rt::Stack::new();
+    let mut __s2 = __rt::Stack::new();
+    let mut __s3 = __rt::Stack::new();
+    let mut __s4 = __rt::Stack::new();
+    let mut __s5 = __rt::Stack::new();
+    let mut __s6 = __rt::Stack::new();
     let mut e = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(1..x.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
     __s0.reserve(__hint);
     __s1.reserve(__hint);
-    __s2.reserve(__hint);
-    __s3.reserve(__hint);
-    __s4.reserve(__hint);
     for i in __it0 {
         __n0 += 1;
+        __ty0.tie(&i);
         let __t0 = i - 1;
         __s0.push(__rt::shape_of(__rt::prim(&x[i])));
         __s1.push(__rt::shape_of(__rt::prim(&x[__t0])));
-        __s2.push(__rt::save(&i));
-        __s3.push(__rt::save(&__t0));
         let d = x[i] - x[__t0];
         let __t1 = d > 0.0;
-        __s4.push(__rt::save(&__t1));
         if __t1 {
-            __s5.push(__rt::save_owned(__rt::prim(&d)));
             let __t2 = k * d;
-            __s6.push(__rt::save_owned(__rt::prim(&d)));
-            __s7.push(__rt::save_owned(__rt::prim(&__t2)));
+            __s2.push(__rt::save_owned(__rt::prim(&__t2)));
             let __t3 = __t2 * d;
-            __s8.push(__rt::shape_of(__rt::prim(&e)));
-            __s9.push(__rt::shape_of(__rt::prim(&__t3)));
+            __s3.push(__rt::shape_of(__rt::prim(&e)));
+            __s4.push(__rt::shape_of(__rt::prim(&__t3)));
             e += __t3;
         } else {
-            __s10.push(__rt::save(&d));
             let __t4 = spring(d);
-            __s11.push(__rt::shape_of(__rt::prim(&e)));
-            __s12.push(__rt::shape_of(__rt::prim(&__t4)));
+            __s5.push(__rt::shape_of(__rt::prim(&e)));
+            __s6.push(__rt::shape_of(__rt::prim(&__t4)));
             e += __t4;
         }
     }
     let __t5 = x[0].exp();
-    let __s13 = __rt::save_owned(__rt::prim(&__t5));
-    let __s14 = __rt::save_owned(__rt::prim(&__t5));
-    let __s16 = __rt::shape_of(__rt::prim(&e));
+    let __s7 = __rt::save_owned(__rt::prim(&__t5));
+    let __s8 = __rt::save_owned(__rt::prim(&__t5));
+    let __s10 = __rt::shape_of(__rt::prim(&e));
     let __t6 = e / __t5;
-    let __s15 = __rt::save_owned(__rt::prim(&__t6));
+    let __s9 = __rt::save_owned(__rt::prim(&__t6));
     let mut __seed = d_out;
     let mut __d_x = __rt::zero_of(&x);
     let mut __d_k = __rt::zero_of(&k);
-    let mut __d_e = __rt::zero();
+    let mut __d_e = __rt::zero_of(&e);
     let mut __dt5 = __rt::zero();
     let mut __dt6 = __rt::zero();
     __rt::acc(&mut __dt6, __rt::take(&mut __seed));
-    __rt::acc(&mut __d_e, __rt::rules::DivOp::d_lhs(&__s16, __rt::prim(&__s14), &__dt6));
+    __rt::acc(&mut __d_e, __rt::rules::DivOp::d_lhs(&__s10, __rt::prim(&__s8), &__dt6));
     __rt::acc(
         &mut __dt5,
-        __rt::rules::DivOp::d_rhs(&__s16, __rt::prim(&__s14), __rt::prim(&__s15), &__dt6),
+        __rt::rules::DivOp::d_rhs(&__s10, __rt::prim(&__s8), __rt::prim(&__s9), &__dt6),
     );
     __rt::acc(
         &mut (*__rt::elem_mut(&mut __d_x, 0)),
-        __rt::rules::Exp::d_x(__rt::prim(&__s13), &__dt5),
+        __rt::rules::Exp::d_x(__rt::prim(&__s7), &__dt5),
     );
+    let __lo0 = 1;
     for __r in 0..__n0 {
+        let i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
+        let __t0 = i - 1;
+        let d = x[i] - x[__t0];
+        let __t1 = d > 0.0;
         let mut __d_d = __rt::zero();
-        let __s4 = __rt::pop(&mut __s4);
-        if __s4 {
+        if __t1 {
             let mut __dt2 = __rt::zero();
             let mut __dt3 = __rt::zero();
-            let __s8 = __rt::pop(&mut __s8);
-            let __s9 = __rt::pop(&mut __s9);
+            let __s3 = __rt::pop(&mut __s3);
+            let __s4 = __rt::pop(&mut __s4);
             let __g2 = __rt::take(&mut __d_e);
-            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s8, &__s9, &__g2));
-            __rt::acc(&mut __dt3, __rt::rules::AddOp::d_rhs(&__s8, &__s9, &__g2));
-            let __s6 = __rt::pop(&mut __s6);
-            let __s7 = __rt::pop(&mut __s7);
+            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s3, &__s4, &__g2));
+            __rt::acc(&mut __dt3, __rt::rules::AddOp::d_rhs(&__s3, &__s4, &__g2));
+            let __s2 = __rt::pop(&mut __s2);
             __rt::acc(
                 &mut __dt2,
                 __rt::rules::MulOp::d_lhs(
-                    &__rt::shape_of(__rt::prim(&__s7)),
-                    __rt::prim(&__s6),
+                    &__rt::shape_of(__rt::prim(&__s2)),
+                    __rt::prim(&d),
                     &__dt3,
                 ),
             );
             __rt::acc(
                 &mut __d_d,
                 __rt::rules::MulOp::d_rhs(
-                    __rt::prim(&__s7),
-                    &__rt::shape_of(__rt::prim(&__s6)),
+                    __rt::prim(&__s2),
+                    &__rt::shape_of(__rt::prim(&d)),
                     &__dt3,
                 ),
             );
-            let __s5 = __rt::pop(&mut __s5);
             __rt::acc(
                 &mut __d_k,
                 __rt::rules::MulOp::d_lhs(
                     &__rt::shape_of(__rt::prim(&k)),
-                    __rt::prim(&__s5),
+                    __rt::prim(&d),
                     &__dt2,
                 ),
             );
@@ -150,31 +139,34 @@ pub fn energy_adjoint(
                 &mut __d_d,
                 __rt::rules::MulOp::d_rhs(
                     __rt::prim(&k),
-                    &__rt::shape_of(__rt::prim(&__s5)),
+                    &__rt::shape_of(__rt::prim(&d)),
                     &__dt2,
                 ),
             );
         } else {
             let mut __dt4 = __rt::zero();
-            let __s11 = __rt::pop(&mut __s11);
-            let __s12 = __rt::pop(&mut __s12);
+            let __s5 = __rt::pop(&mut __s5);
+            let __s6 = __rt::pop(&mut __s6);
             let __g3 = __rt::take(&mut __d_e);
-            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s11, &__s12, &__g3));
-            __rt::acc(&mut __dt4, __rt::rules::AddOp::d_rhs(&__s11, &__s12, &__g3));
-            let __s10 = __rt::pop(&mut __s10);
-            let (_, __g4) = spring_pullback(__s10, __dt4);
+            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s5, &__s6, &__g3));
+            __rt::acc(&mut __dt4, __rt::rules::AddOp::d_rhs(&__s5, &__s6, &__g3));
+            let (_, __g4) = spring_pullback(
+                {
+                    let __a = __rt::save(&d);
+                    __a
+                },
+                __dt4,
+            );
             __rt::acc_from(&mut __d_d, __g4.0);
         }
         let __s0 = __rt::pop(&mut __s0);
         let __s1 = __rt::pop(&mut __s1);
-        let __s2 = __rt::pop(&mut __s2);
-        let __s3 = __rt::pop(&mut __s3);
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_x, __s2)),
+            &mut (*__rt::elem_mut(&mut __d_x, i)),
             __rt::rules::SubOp::d_lhs(&__s0, &__s1, &__d_d),
         );
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_x, __s3)),
+            &mut (*__rt::elem_mut(&mut __d_x, __t0)),
             __rt::rules::SubOp::d_rhs(&__s0, &__s1, &__d_d),
         );
     }

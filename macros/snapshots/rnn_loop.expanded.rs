@@ -35,12 +35,11 @@ pub fn rnn_adjoint(
     use ::tapeless::__private as __rt;
     let _ = rnn;
     let mut __n0 = 0usize;
-    let mut __s0 = ::std::vec::Vec::new();
-    let mut __s1 = ::std::vec::Vec::new();
-    let mut __s2 = ::std::vec::Vec::new();
-    let mut __s3 = ::std::vec::Vec::new();
-    let mut __s4 = ::std::vec::Vec::new();
-    let mut __s5 = ::std::vec::Vec::new();
+    let __ty0 = __rt::ItemType::new();
+    let mut __s0 = __rt::Stack::new();
+    let mut __s1 = __rt::Stack::new();
+    let mut __s2 = __rt::Stack::new();
+    let mut __s3 = __rt::Stack::new();
     let mut h = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(0..xs.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
@@ -48,65 +47,64 @@ pub fn rnn_adjoint(
     __s1.reserve(__hint);
     __s2.reserve(__hint);
     __s3.reserve(__hint);
-    __s4.reserve(__hint);
-    __s5.reserve(__hint);
     for __i in __it0 {
         __n0 += 1;
-        __s0.push(__rt::save(&__i));
+        __ty0.tie(&__i);
         let x = xs[__i];
-        __s1.push(__rt::save_owned(__rt::prim(&h)));
+        __s0.push(__rt::save_owned(__rt::prim(&h)));
         let __t0 = w * h;
-        __s2.push(__rt::save_owned(__rt::prim(&x)));
         let __t1 = u * x;
-        __s3.push(__rt::shape_of(__rt::prim(&__t0)));
-        __s4.push(__rt::shape_of(__rt::prim(&__t1)));
+        __s1.push(__rt::shape_of(__rt::prim(&__t0)));
+        __s2.push(__rt::shape_of(__rt::prim(&__t1)));
         let __t2 = __t0 + __t1;
         h = __t2.tanh();
-        __s5.push(__rt::save_owned(__rt::prim(&h)));
+        __s3.push(__rt::save_owned(__rt::prim(&h)));
     }
-    let __s6 = __rt::save_owned(__rt::prim(&h));
+    let __s4 = __rt::save_owned(__rt::prim(&h));
     let __t3 = h * h;
     let mut __seed = d_out;
     let mut __d_w = __rt::zero_of(&w);
     let mut __d_u = __rt::zero_of(&u);
     let mut __d_xs = __rt::zero_of(&xs);
-    let mut __d_h = __rt::zero();
+    let mut __d_h = __rt::zero_of(&h);
     let mut __dt3 = __rt::zero();
     __rt::acc(&mut __dt3, __rt::take(&mut __seed));
     __rt::acc(
         &mut __d_h,
         __rt::rules::MulOp::d_lhs(
-            &__rt::shape_of(__rt::prim(&__s6)),
-            __rt::prim(&__s6),
+            &__rt::shape_of(__rt::prim(&__s4)),
+            __rt::prim(&__s4),
             &__dt3,
         ),
     );
     __rt::acc(
         &mut __d_h,
         __rt::rules::MulOp::d_rhs(
-            __rt::prim(&__s6),
-            &__rt::shape_of(__rt::prim(&__s6)),
+            __rt::prim(&__s4),
+            &__rt::shape_of(__rt::prim(&__s4)),
             &__dt3,
         ),
     );
+    let __lo0 = 0;
     for __r in 0..__n0 {
+        let __i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
+        let x = xs[__i];
         let mut __d_x = __rt::zero();
         let mut __dt0 = __rt::zero();
         let mut __dt1 = __rt::zero();
         let mut __dt2 = __rt::zero();
-        let __s5 = __rt::pop(&mut __s5);
-        let __g1 = __rt::take(&mut __d_h);
-        __rt::acc(&mut __dt2, __rt::rules::Tanh::d_x(__rt::prim(&__s5), &__g1));
         let __s3 = __rt::pop(&mut __s3);
-        let __s4 = __rt::pop(&mut __s4);
-        __rt::acc(&mut __dt0, __rt::rules::AddOp::d_lhs(&__s3, &__s4, &__dt2));
-        __rt::acc(&mut __dt1, __rt::rules::AddOp::d_rhs(&__s3, &__s4, &__dt2));
+        let __g1 = __rt::take(&mut __d_h);
+        __rt::acc(&mut __dt2, __rt::rules::Tanh::d_x(__rt::prim(&__s3), &__g1));
+        let __s1 = __rt::pop(&mut __s1);
         let __s2 = __rt::pop(&mut __s2);
+        __rt::acc(&mut __dt0, __rt::rules::AddOp::d_lhs(&__s1, &__s2, &__dt2));
+        __rt::acc(&mut __dt1, __rt::rules::AddOp::d_rhs(&__s1, &__s2, &__dt2));
         __rt::acc(
             &mut __d_u,
             __rt::rules::MulOp::d_lhs(
                 &__rt::shape_of(__rt::prim(&u)),
-                __rt::prim(&__s2),
+                __rt::prim(&x),
                 &__dt1,
             ),
         );
@@ -114,16 +112,16 @@ pub fn rnn_adjoint(
             &mut __d_x,
             __rt::rules::MulOp::d_rhs(
                 __rt::prim(&u),
-                &__rt::shape_of(__rt::prim(&__s2)),
+                &__rt::shape_of(__rt::prim(&x)),
                 &__dt1,
             ),
         );
-        let __s1 = __rt::pop(&mut __s1);
+        let __s0 = __rt::pop(&mut __s0);
         __rt::acc(
             &mut __d_w,
             __rt::rules::MulOp::d_lhs(
                 &__rt::shape_of(__rt::prim(&w)),
-                __rt::prim(&__s1),
+                __rt::prim(&__s0),
                 &__dt0,
             ),
         );
@@ -131,12 +129,11 @@ pub fn rnn_adjoint(
             &mut __d_h,
             __rt::rules::MulOp::d_rhs(
                 __rt::prim(&w),
-                &__rt::shape_of(__rt::prim(&__s1)),
+                &__rt::shape_of(__rt::prim(&__s0)),
                 &__dt0,
             ),
         );
-        let __s0 = __rt::pop(&mut __s0);
-        __rt::acc(&mut (*__rt::elem_mut(&mut __d_xs, __s0)), __d_x);
+        __rt::acc(&mut (*__rt::elem_mut(&mut __d_xs, __i)), __d_x);
     }
     (
         __t3,

@@ -25,7 +25,7 @@ use crate::ir::*;
 use crate::rules::{self, Operand, RuleKind};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// How a read is passed in reverse code.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -71,6 +71,21 @@ pub struct Gen<'b> {
     n_tmp: usize,
     /// Variables bound to a borrow (`let t = &x[..k];`).
     borrows: Vec<bool>,
+    /// Recomputed by the reverse sweep instead of saved (`find_replay`): loop
+    /// variables of ranges and `let`s at the top of loop bodies.
+    replay: Vec<bool>,
+    /// A by-value use of the variable copies it (see `replay_let`).
+    copyish: Vec<bool>,
+    /// The variables a replayed variable's value is computed from.
+    replay_deps: HashMap<VarId, Vec<VarId>>,
+    /// Replayed loop variables: the variable, the range's start and step.
+    replay_loops: HashMap<LoopId, (VarId, syn::Expr, Option<syn::Expr>)>,
+    /// Replayed `let`s of each loop body, in program order.
+    replay_lets: HashMap<RegionId, Vec<(VarId, StmtId, Expr)>>,
+    /// Replayed variables the reverse sweep reads.
+    needed: HashSet<VarId>,
+    /// Variables by name (`None`: the name is not unique).
+    names: HashMap<String, Option<VarId>>,
 }
 
 /// Generated code reaches the runtime's support module through this alias,
@@ -82,31 +97,52 @@ fn private() -> TokenStream {
 impl<'b> Gen<'b> {
     pub fn new(body: &'b Body, an: &'b Analysis) -> Self {
         let mut moved = vec![false; body.vars.len()];
-        let bare = |a: &Atom, moved: &mut Vec<bool>| {
+        // A variable is `Copy` (a by-value use does not move it) when the code
+        // would not compile otherwise: it is used by value inside a loop (without
+        // `break` or `return`) that it is declared outside of, or twice in one block.
+        let repeated = |v: VarId, at: RegionId| -> bool {
+            let outer = &body.regions[body.vars[v].region].loops;
+            !body.has_return
+                && body.regions[at]
+                    .loops
+                    .iter()
+                    .any(|l| !outer.contains(l) && !body.loops[*l].has_break)
+        };
+        let mut copies = vec![false; body.vars.len()];
+        let mut uses: HashMap<(VarId, RegionId), usize> = HashMap::new();
+        let mut bare = |a: &Atom, at: RegionId| {
             if let Atom::Place(p) = a {
                 if p.proj.is_empty() && !p.wrap.contains(&Wrap::Ref) {
                     moved[p.root] = true;
+                    let n = uses.entry((p.root, at)).or_default();
+                    *n += 1;
+                    if *n >= 2 || repeated(p.root, at) {
+                        copies[p.root] = true;
+                    }
                 }
             }
         };
-        walk(&body.block.stmts, &mut |s| match s {
+        walk_regions(&body.block, &mut |s, at| match s {
             Stmt::Let { value: Some(e), .. } | Stmt::Assign { value: e, .. } => match e {
-                Expr::Atom(a) | Expr::Repeat(a, _) | Expr::VecRepeat(a, _) => bare(a, &mut moved),
+                Expr::Atom(a) | Expr::Repeat(a, _) | Expr::VecRepeat(a, _) => bare(a, at),
                 // Operators take their operands by value: `c + b` moves a `Tensor` `c`.
                 Expr::Binary(_, a, b) => {
-                    bare(a, &mut moved);
-                    bare(b, &mut moved);
+                    bare(a, at);
+                    bare(b, at);
                 }
-                Expr::Neg(a) => bare(a, &mut moved),
-                Expr::Call { args, .. } => args.iter().for_each(|a| bare(a, &mut moved)),
+                Expr::Neg(a) => bare(a, at),
+                Expr::Call { args, .. } => args.iter().for_each(|a| bare(a, at)),
                 Expr::Tuple(v) | Expr::Array(v) | Expr::VecList(v) => {
-                    v.iter().for_each(|a| bare(a, &mut moved))
+                    v.iter().for_each(|a| bare(a, at))
                 }
                 _ => {}
             },
-            Stmt::Tail(a) | Stmt::Return(_, a) => bare(a, &mut moved),
+            Stmt::Tail(a) | Stmt::Return(_, a) => bare(a, at),
             _ => {}
         });
+        for (m, c) in moved.iter_mut().zip(&copies) {
+            *m &= !c;
+        }
         let mut indexed = vec![false; body.vars.len()];
         walk(&body.block.stmts, &mut |s| {
             let mut mark = |p: &Place| {
@@ -161,7 +197,7 @@ impl<'b> Gen<'b> {
             .enumerate()
             .map(|(i, v)| in_scope[i] && !v.reassigned)
             .collect();
-        Gen {
+        let mut g = Gen {
             body,
             an,
             top: Vec::new(),
@@ -176,7 +212,303 @@ impl<'b> Gen<'b> {
             indexed,
             n_tmp: 0,
             borrows,
+            replay: vec![false; body.vars.len()],
+            copyish: vec![false; body.vars.len()],
+            replay_deps: HashMap::new(),
+            replay_loops: HashMap::new(),
+            replay_lets: HashMap::new(),
+            needed: HashSet::new(),
+            names: HashMap::new(),
+        };
+        for (i, v) in body.vars.iter().enumerate() {
+            g.names
+                .entry(v.name.to_string())
+                .and_modify(|e| *e = None)
+                .or_insert(Some(i));
         }
+        g.find_replay(&body.block.stmts);
+        g
+    }
+
+    // ------------------------------------------------------------ replay
+
+    /// Finds the values the reverse sweep can recompute instead of saving:
+    ///
+    /// * the variable of `for i in a..b` (also `a..=b`, `a..`, `(..).step_by(s)`)
+    ///   when `a` and `s` can be recomputed: iteration `k` (from 0) has
+    ///   `i = a + k s`, and the trip count is recorded anyway;
+    /// * a `let` at the top of a loop body (before anything that may leave the
+    ///   body), never reassigned, whose value is a place, arithmetic, a cast or
+    ///   integer arithmetic over values that are stable or recomputed: elements
+    ///   of inputs that are never written (`x[i]`), index expressions
+    ///   (`i * d + t`), and arithmetic on them (`w * x[i] + b`).
+    ///
+    /// Recomputed values are bound at the start of each reverse iteration of
+    /// their loop, in program order, when some reverse code reads them.
+    fn find_replay(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            match s {
+                Stmt::If { then, els, .. } => {
+                    self.find_replay(&then.stmts);
+                    self.find_replay(&els.stmts);
+                }
+                Stmt::Loop { lp, head, body, .. } => {
+                    if let LoopHead::For { pat, iter, .. } = head {
+                        self.replay_range(*lp, pat, iter, body.region);
+                    }
+                    for s in &body.stmts {
+                        if !self.exits_of(s, body.region).is_empty() {
+                            break;
+                        }
+                        if let Stmt::Let {
+                            id,
+                            pat: Pat::Var(v),
+                            value: Some(e),
+                            ..
+                        } = s
+                        {
+                            self.replay_let(*v, *id, e, body.region);
+                        }
+                    }
+                    self.find_replay(&body.stmts);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn replay_range(&mut self, lp: LoopId, pat: &TokenStream, iter: &syn::Expr, region: RegionId) {
+        use syn::parse::Parser;
+        let Ok(syn::Pat::Ident(pi)) = syn::Pat::parse_single.parse2(pat.clone()) else {
+            return;
+        };
+        if pi.by_ref.is_some() || pi.mutability.is_some() || pi.subpat.is_some() {
+            return;
+        }
+        let Some(Some(v)) = self.names.get(&pi.ident.to_string()).cloned() else {
+            return;
+        };
+        if self.body.vars[v].region != region || self.body.vars[v].reassigned {
+            return;
+        }
+        let (range, step) = match unparen(iter) {
+            syn::Expr::MethodCall(m) if m.method == "step_by" && m.args.len() == 1 => {
+                (unparen(&m.receiver), Some(m.args[0].clone()))
+            }
+            e => (e, None),
+        };
+        let syn::Expr::Range(r) = range else {
+            return;
+        };
+        let Some(lo) = &r.start else {
+            return;
+        };
+        let mut deps = Vec::new();
+        if !self.pure_int(lo, &mut deps)
+            || !step.as_ref().is_none_or(|s| self.pure_int(s, &mut deps))
+        {
+            return;
+        }
+        self.replay[v] = true;
+        self.copyish[v] = true;
+        self.replay_deps.insert(v, deps);
+        self.replay_loops.insert(lp, (v, (**lo).clone(), step));
+    }
+
+    /// `e` is arithmetic on literals, constants and stable or recomputed variables.
+    fn pure_int(&self, e: &syn::Expr, deps: &mut Vec<VarId>) -> bool {
+        match e {
+            syn::Expr::Lit(_) => true,
+            syn::Expr::Paren(p) => self.pure_int(&p.expr, deps),
+            syn::Expr::Group(g) => self.pure_int(&g.expr, deps),
+            syn::Expr::Cast(c) => self.pure_int(&c.expr, deps),
+            syn::Expr::Unary(u) => {
+                matches!(u.op, syn::UnOp::Neg(_) | syn::UnOp::Not(_))
+                    && self.pure_int(&u.expr, deps)
+            }
+            syn::Expr::Binary(b) => {
+                use syn::BinOp::*;
+                matches!(
+                    b.op,
+                    Add(_)
+                        | Sub(_)
+                        | Mul(_)
+                        | Div(_)
+                        | Rem(_)
+                        | BitXor(_)
+                        | BitAnd(_)
+                        | BitOr(_)
+                        | Shl(_)
+                        | Shr(_)
+                        | Eq(_)
+                        | Lt(_)
+                        | Le(_)
+                        | Ne(_)
+                        | Ge(_)
+                        | Gt(_)
+                        | And(_)
+                        | Or(_)
+                ) && self.pure_int(&b.left, deps)
+                    && self.pure_int(&b.right, deps)
+            }
+            syn::Expr::Path(p) if p.qself.is_none() => {
+                if let Some(id) = p.path.get_ident() {
+                    match self.names.get(&id.to_string()) {
+                        Some(Some(v))
+                            if self.stable[*v] || (self.replay[*v] && self.copyish[*v]) =>
+                        {
+                            deps.push(*v);
+                            true
+                        }
+                        Some(_) => false,
+                        // A constant (`N`); anything else may be a variable the
+                        // lowering does not track.
+                        None => id.to_string().starts_with(|c: char| c.is_ascii_uppercase()),
+                    }
+                } else {
+                    // `usize::MAX`, `consts::PI`
+                    true
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// `a` can be evaluated again in reverse code of `region` (`by_value`: as an
+    /// operand that is moved, so it must not move a value of `region`).
+    fn replay_operand(
+        &self,
+        a: &Atom,
+        by_value: bool,
+        region: RegionId,
+        deps: &mut Vec<VarId>,
+    ) -> bool {
+        match a {
+            Atom::Lit(_) | Atom::Const(_) => true,
+            Atom::Place(p) => {
+                let r = p.root;
+                if !(self.stable[r] || self.replay[r]) {
+                    return false;
+                }
+                for pr in &p.proj {
+                    if let Proj::Index(i) = pr {
+                        if !self.replay_operand(i, true, region, deps) {
+                            return false;
+                        }
+                    }
+                }
+                let moves = by_value
+                    && !p.wrap.contains(&Wrap::Ref)
+                    && !p.proj.iter().any(|pr| matches!(pr, Proj::Index(_)));
+                // A value from outside the loop body that a loop moves is `Copy`
+                // (the loop would not compile otherwise).
+                if moves && self.body.vars[r].region == region && !self.copyish[r] {
+                    return false;
+                }
+                deps.push(r);
+                true
+            }
+        }
+    }
+
+    fn replay_let(&mut self, v: VarId, id: StmtId, e: &Expr, region: RegionId) {
+        if self.body.vars[v].reassigned || self.body.vars[v].region != region {
+            return;
+        }
+        let mut deps = Vec::new();
+        // A literal alone is typed by how the forward sweep uses it (`let c =
+        // 0.5; x * c` with `x: f32`), which the reverse sweep may not repeat.
+        let lit = |a: &Atom| matches!(a, Atom::Lit(_) | Atom::Const(_));
+        let copyish = match e {
+            Expr::Atom(a) | Expr::Neg(a) | Expr::Cast(a, _) if lit(a) => return,
+            Expr::Binary(_, a, b) if lit(a) && lit(b) => return,
+            Expr::Atom(a) => {
+                if !self.replay_operand(a, true, region, &mut deps) {
+                    return;
+                }
+                !matches!(a, Atom::Place(p) if p.wrap.contains(&Wrap::Ref))
+            }
+            // Operands by value only (`Copy`, so cheap scalars), not `&a + &b`
+            // on tensors, which would be recomputed at a cost.
+            Expr::Binary(_, a, b) => {
+                if [a, b].iter().any(|x| has_ref(x))
+                    || !self.replay_operand(a, true, region, &mut deps)
+                    || !self.replay_operand(b, true, region, &mut deps)
+                {
+                    return;
+                }
+                true
+            }
+            Expr::Neg(a) => {
+                if has_ref(a) || !self.replay_operand(a, true, region, &mut deps) {
+                    return;
+                }
+                true
+            }
+            Expr::Cast(a, _) => {
+                if !self.replay_operand(a, true, region, &mut deps) {
+                    return;
+                }
+                true
+            }
+            Expr::Opaque { expr, .. } => {
+                if !self.pure_int(expr, &mut deps) || deps.is_empty() {
+                    return;
+                }
+                // Variables of this body read by value must copy.
+                if deps
+                    .iter()
+                    .any(|d| self.body.vars[*d].region == region && !self.copyish[*d])
+                {
+                    return;
+                }
+                true
+            }
+            _ => return,
+        };
+        self.replay[v] = true;
+        self.copyish[v] = copyish;
+        self.replay_deps.insert(v, deps);
+        self.replay_lets
+            .entry(region)
+            .or_default()
+            .push((v, id, e.clone()));
+    }
+
+    /// Marks a recomputed variable (and what it is computed from) as read.
+    fn need(&mut self, v: VarId) {
+        if !self.replay[v] || !self.needed.insert(v) {
+            return;
+        }
+        for d in self.replay_deps.get(&v).cloned().unwrap_or_default() {
+            self.need(d);
+        }
+    }
+
+    fn need_atom(&mut self, a: &Atom) {
+        if let Atom::Place(p) = a {
+            self.need(p.root);
+            for pr in &p.proj {
+                if let Proj::Index(i) = pr {
+                    self.need_atom(i);
+                }
+            }
+        }
+    }
+
+    /// Binds the recomputed values of a loop body at the start of a reverse iteration.
+    fn replay_prelude(&self, region: RegionId) -> TokenStream {
+        let mut out = TokenStream::new();
+        for (v, id, e) in self.replay_lets.get(&region).into_iter().flatten() {
+            if !self.needed.contains(v) {
+                continue;
+            }
+            let e = self.typed.get(id).unwrap_or(e);
+            let name = &self.body.vars[*v].name;
+            let e = emit_expr(&self.body.vars, e);
+            out.extend(quote!(let #name = #e;));
+        }
+        out
     }
 
     fn adj_name(&self, v: VarId) -> Ident {
@@ -199,6 +531,20 @@ impl<'b> Gen<'b> {
                     && p.proj.iter().all(|pr| match pr {
                         Proj::Field(_) => true,
                         Proj::Index(i) => self.atom_stable(i),
+                    })
+            }
+            _ => true,
+        }
+    }
+
+    /// Stable, or made of values the reverse sweep recomputes.
+    fn atom_replayable(&self, a: &Atom) -> bool {
+        match a {
+            Atom::Place(p) => {
+                (self.stable[p.root] || self.replay[p.root])
+                    && p.proj.iter().all(|pr| match pr {
+                        Proj::Field(_) => true,
+                        Proj::Index(i) => self.atom_replayable(i),
                     })
             }
             _ => true,
@@ -245,7 +591,10 @@ impl<'b> Gen<'b> {
             }
             t
         };
-        let out = if self.atom_stable(a) && !(post && kind != ReadKind::Value) {
+        // A shape is saved rather than recomputed: it is zero-sized for scalars.
+        let readable = self.atom_stable(a) || (kind != ReadKind::Shape && self.atom_replayable(a));
+        let out = if readable && !(post && kind != ReadKind::Value) {
+            self.need_atom(a);
             match kind {
                 ReadKind::Value => quote!(#pv::prim(&#bare)),
                 ReadKind::Shape => quote!(&#pv::shape_of(#pv::prim(&#bare))),
@@ -294,8 +643,7 @@ impl<'b> Gen<'b> {
                     Some(quote!(let #slot = #pv::unslot(&mut #slot);)),
                 )
             } else {
-                self.top
-                    .push(quote!(let mut #slot = ::std::vec::Vec::new();));
+                self.top.push(quote!(let mut #slot = #pv::Stack::new();));
                 self.region_stacks
                     .entry(region)
                     .or_default()
@@ -756,6 +1104,16 @@ impl<'b> Gen<'b> {
                 start.extend(quote!(#c.push(0u32); let #kc = #c.len() - 1;));
             }
         }
+        if rev {
+            if let Some((v, _, _)) = self.replay_loops.get(&lp) {
+                // Gives the reverse sweep's recomputed loop variable its type.
+                let ty = format_ident!("__ty{}", lp);
+                let name = &self.body.vars[*v].name;
+                let pv = private();
+                self.top.push(quote!(let #ty = #pv::ItemType::new();));
+                start.extend(quote!(#ty.tie(&#name);));
+            }
+        }
         let inner = self.forward_block(body);
         let stacks = self
             .region_stacks
@@ -806,7 +1164,7 @@ impl<'b> Gen<'b> {
                 .insert(v, (w.clone(), quote!(let #w = #pv::unslot(&mut #w);)));
             quote!(#w = ::core::option::Option::Some(#pv::witness(&#name));)
         } else {
-            self.top.push(quote!(let mut #w = ::std::vec::Vec::new();));
+            self.top.push(quote!(let mut #w = #pv::Stack::new();));
             self.witness
                 .insert(v, (w.clone(), quote!(let #w = #pv::pop(&mut #w);)));
             quote!(#w.push(#pv::witness(&#name));)
@@ -1090,6 +1448,24 @@ impl<'b> Gen<'b> {
                     start.extend(quote!(let #c = #pv::pop(&mut #c);));
                 }
                 let inner = self.reverse_block(body);
+                if let Some((v, lo, step)) = self.replay_loops.get(lp).cloned() {
+                    if self.needed.contains(&v) {
+                        // Iteration `k` from the start had `i = lo + k step`.
+                        let (lo_n, ty) = (format_ident!("__lo{}", lp), format_ident!("__ty{}", lp));
+                        let name = &self.body.vars[v].name;
+                        pre.extend(quote!(let #lo_n = #lo;));
+                        let k = match step {
+                            Some(st) => {
+                                let st_n = format_ident!("__st{}", lp);
+                                pre.extend(quote!(let #st_n: usize = #st;));
+                                quote!((#n - 1 - __r) * #st_n)
+                            }
+                            None => quote!(#n - 1 - __r),
+                        };
+                        start.extend(quote!(let #name = #pv::range_nth(&#ty, #lo_n, #k);));
+                    }
+                }
+                start.extend(self.replay_prelude(body.region));
                 quote!(#pre for __r in 0..#n { #start #inner })
             }
             Stmt::Tail(a) | Stmt::Return(_, a) => match self.active_place(a) {
@@ -1144,6 +1520,33 @@ impl<'b> Gen<'b> {
     pub fn adj_of_param(&self, name: &Ident) -> Ident {
         let i = self.body.vars.iter().position(|v| v.name == *name).unwrap();
         self.adj_name(i)
+    }
+}
+
+/// Calls `f` on every statement with the region it is in, depth first.
+fn walk_regions<'b>(b: &'b Block, f: &mut impl FnMut(&'b Stmt, RegionId)) {
+    for s in &b.stmts {
+        f(s, b.region);
+        match s {
+            Stmt::If { then, els, .. } => {
+                walk_regions(then, f);
+                walk_regions(els, f);
+            }
+            Stmt::Loop { body, .. } => walk_regions(body, f),
+            _ => {}
+        }
+    }
+}
+
+fn has_ref(a: &Atom) -> bool {
+    matches!(a, Atom::Place(p) if p.wrap.contains(&Wrap::Ref))
+}
+
+fn unparen(e: &syn::Expr) -> &syn::Expr {
+    match e {
+        syn::Expr::Paren(p) => unparen(&p.expr),
+        syn::Expr::Group(g) => unparen(&g.expr),
+        e => e,
     }
 }
 

@@ -63,3 +63,18 @@ fn calls_and_arrays() {
 fn forward_mode() {
     check("forward_mode");
 }
+
+#[test]
+fn lsq_loop() {
+    check("lsq_loop");
+}
+
+#[test]
+fn logistic_loop() {
+    check("logistic_loop");
+}
+
+#[test]
+fn gmm() {
+    check("gmm");
+}

@@ -188,10 +188,104 @@ pub fn stack<T>(n: usize) -> Vec<T> {
 /// Pops what the forward sweep pushed. The reverse sweep pops exactly what the
 /// forward sweep pushed, so an empty stack is a bug in tapeless.
 #[inline(always)]
-pub fn pop<T>(s: &mut Vec<T>) -> T {
-    match s.pop() {
-        Some(v) => v,
-        None => unreachable!("tapeless: the reverse sweep popped an empty stack"),
+pub fn pop<T, S: Pop<T>>(s: &mut S) -> T {
+    s.pop_saved()
+}
+
+/// A stack the reverse sweep pops: [`Stack`] for saved values, `Vec` for
+/// control-flow records.
+pub trait Pop<T> {
+    /// Pops the last value pushed.
+    fn pop_saved(&mut self) -> T;
+}
+
+impl<T> Pop<T> for Vec<T> {
+    #[inline(always)]
+    fn pop_saved(&mut self) -> T {
+        match self.pop() {
+            Some(v) => v,
+            None => unreachable!("tapeless: the reverse sweep popped an empty stack"),
+        }
+    }
+}
+
+/// The stack of one value the forward sweep saves inside a loop.
+///
+/// A `Vec`, except for zero-sized types that need no drop (the shape of a
+/// scalar, `ShapeOf<f64>`, and type witnesses): those keep nothing at all, so
+/// `push` and `pop` compile to nothing. (`Vec<ZST>` still keeps its length in
+/// memory and checks it on every push and pop, and LLVM does not reliably
+/// delete that.) The branch is on a constant of the type.
+pub struct Stack<T> {
+    v: Vec<T>,
+    /// Zero-sized values pushed and not yet popped (debug builds only).
+    #[cfg(debug_assertions)]
+    zst: usize,
+}
+
+impl<T> Stack<T> {
+    const NOTHING: bool = core::mem::size_of::<T>() == 0 && !core::mem::needs_drop::<T>();
+
+    /// An empty stack.
+    #[inline(always)]
+    pub fn new() -> Self {
+        Stack {
+            v: Vec::new(),
+            #[cfg(debug_assertions)]
+            zst: 0,
+        }
+    }
+
+    /// Makes room for `n` more values.
+    #[inline(always)]
+    pub fn reserve(&mut self, n: usize) {
+        if !Self::NOTHING {
+            self.v.reserve(n);
+        }
+    }
+
+    /// Pushes a value.
+    #[inline(always)]
+    pub fn push(&mut self, x: T) {
+        if Self::NOTHING {
+            // Nothing to keep: `pop` makes the value again.
+            core::mem::forget(x);
+            #[cfg(debug_assertions)]
+            {
+                self.zst += 1;
+            }
+        } else {
+            self.v.push(x);
+        }
+    }
+}
+
+impl<T> Default for Stack<T> {
+    #[inline(always)]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Pop<T> for Stack<T> {
+    #[inline(always)]
+    fn pop_saved(&mut self) -> T {
+        if Self::NOTHING {
+            #[cfg(debug_assertions)]
+            {
+                match self.zst.checked_sub(1) {
+                    Some(n) => self.zst = n,
+                    None => unreachable!("tapeless: the reverse sweep popped an empty stack"),
+                }
+            }
+            // SAFETY: `T` is zero-sized, so reading it reads no memory, and the
+            // value stands for one that `push` was given and forgot (the reverse
+            // sweep pops exactly what the forward sweep pushed; debug builds
+            // check it). This is what `Vec<T>::pop` does for zero-sized `T`.
+            unsafe { core::ptr::NonNull::<T>::dangling().as_ptr().read() }
+        } else {
+            self.v.pop_saved()
+        }
     }
 }
 
@@ -266,4 +360,67 @@ pub fn witness<T: ?Sized>(_: &T) -> PhantomData<fn() -> T> {
 #[inline(always)]
 pub fn zero_for<T: Differentiable + ?Sized>(_: PhantomData<fn() -> T>) -> T::Tangent {
     T::Tangent::zero()
+}
+
+/// The type of a loop variable that the reverse sweep recomputes, tied to the
+/// forward loop's variable (`tie`) so the recomputed one has the same type.
+pub struct ItemType<T>(PhantomData<fn() -> T>);
+
+impl<T> ItemType<T> {
+    /// A type to be tied.
+    #[inline(always)]
+    pub fn new() -> Self {
+        ItemType(PhantomData)
+    }
+
+    /// Ties the type to `x`'s.
+    #[inline(always)]
+    pub fn tie(&self, _: &T) {}
+}
+
+impl<T> Default for ItemType<T> {
+    #[inline(always)]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Values of integer ranges.
+pub trait RangeIndex: Copy {
+    /// The value `k` steps after `self` (it exists: the range reached it).
+    fn nth_from(self, k: usize) -> Self;
+}
+
+macro_rules! range_index {
+    ($($t:ty),*) => {$(
+        impl RangeIndex for $t {
+            #[inline(always)]
+            fn nth_from(self, k: usize) -> Self {
+                // Modular arithmetic, exact because the result is in range.
+                self.wrapping_add(k as $t)
+            }
+        }
+    )*};
+}
+range_index!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
+impl RangeIndex for char {
+    #[inline]
+    fn nth_from(self, k: usize) -> Self {
+        let mut c = self as u32 + k as u32;
+        if (self as u32) < 0xD800 && c >= 0xD800 {
+            // Ranges of `char` skip the surrogates.
+            c += 0x800;
+        }
+        match char::from_u32(c) {
+            Some(c) => c,
+            None => unreachable!("tapeless: a recomputed loop variable left its range"),
+        }
+    }
+}
+
+/// The `k`-th value (from 0) of a range starting at `lo`.
+#[inline(always)]
+pub fn range_nth<T: RangeIndex>(_: &ItemType<T>, lo: T, k: usize) -> T {
+    lo.nth_from(k)
 }
