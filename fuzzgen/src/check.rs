@@ -26,6 +26,23 @@
 //! intermediate) and the gradient is not, steps `1e-3` and `1e-1` are tried
 //! in turn with the same rules; a function flat at all three is skipped.
 //!
+//! Forward mode, along a direction `v` uniform in `[-1, 1]` per active input:
+//!
+//! * `_tangent`'s value is bit-identical to the primal, and `ct . (J v)`
+//!   equals `g . v` (`g` the gradient checked above) within `1e-9` of
+//!   `sum |ct_i (J v)_i|` or `sum |g_j v_j|`, plus `1e-12 max(1, |f|)` (an
+//!   identity but for rounding);
+//! * `J v` agrees with central differences of `phi` along `v`, with the rules
+//!   above (the step is `t` in `x + t v`), skipped and counted likewise;
+//! * for scalar outputs, `_hvp`'s value and gradient are bit-identical to
+//!   `_grad`'s, and every entry of `H v` agrees with central differences of
+//!   that gradient entry along `v`, same rules (a kink of the gradient, as at
+//!   a branch on an active value, makes the steps disagree: skipped, counted);
+//! * with at most [`HESSIAN_MAX`] active inputs, `_hessian`'s value and
+//!   gradient are bit-identical to `_grad`'s, it is symmetric within `1e-9`
+//!   relative (plus `1e-12` of its largest entry), and its columns are
+//!   bit-identical to `_hvp` along the unit vectors.
+//!
 //! An `f32` twin (the same program with every `f64` written `f32`) is run at
 //! the inputs rounded to `f32`; where its value agrees with the `f64` one
 //! within `1e-4` relative and every finite difference of the point was stable,
@@ -102,10 +119,29 @@ pub struct Report {
     /// differs from the `f64` one by more than `1e-4` relative (the program is
     /// ill-conditioned in `f32` there), or a finite difference was skipped.
     pub f32_skipped: usize,
+    /// Points where `_tangent` along a random direction was compared with
+    /// finite differences along it (it is always compared with the gradient).
+    pub tangent_checked: usize,
+    /// Points where that finite difference was unstable: skipped.
+    pub tangent_skipped: usize,
+    /// Entries of Hessian-vector products compared with finite differences
+    /// of the gradient.
+    pub hvp_checked: usize,
+    /// Entries skipped: the gradient's finite difference was unstable (a kink
+    /// of the gradient, a branch boundary, ill-conditioning).
+    pub hvp_skipped: usize,
+    /// Points where the dense `_hessian` (of at most [`HESSIAN_MAX`] inputs)
+    /// was symmetric and equal to `_hvp` along unit vectors.
+    pub hessian_checked: usize,
     /// Programs none of whose entries could be compared.
     pub unchecked_programs: usize,
     /// Programs with a non-scalar output (checked through `_adjoint`).
     pub adjoint_programs: usize,
+    /// Programs whose `_tangent` is checked (all).
+    pub forward_programs: usize,
+    /// Programs whose `_hvp` and `_hessian` are checked (scalar outputs, but
+    /// for `gen::HESSIAN_KNOWN_BUGS`).
+    pub hessian_programs: usize,
     /// Failed checks.
     pub failures: Vec<Failure>,
 }
@@ -117,6 +153,11 @@ struct ProgramReport {
     skipped: usize,
     f32_checked: usize,
     f32_skipped: usize,
+    tangent_checked: usize,
+    tangent_skipped: usize,
+    hvp_checked: usize,
+    hvp_skipped: usize,
+    hessian_checked: usize,
     failures: Vec<String>,
 }
 
@@ -367,8 +408,219 @@ fn check_program(p: &Program, seed: u64, points: usize) -> ProgramReport {
                 Verdict::Fail(msg) => fail(&mut r, msg),
             }
         }
+        // forward mode along a random direction (drawn last, so that the
+        // points and cotangents stay those of the reverse-mode checks)
+        let dir: Vec<f64> = (0..g.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let mut msgs = Vec::new();
+        if let Some(tan) = p.tangent {
+            check_tangent(tan, &case, &ct, &out, &g, &dir, &phi, &mut r, &mut msgs);
+        }
+        if let (Some(hvp), Some(grad)) = (p.hvp, p.grad) {
+            check_hvp(hvp, grad, &case, out[0], &g, &dir, &mut r, &mut msgs);
+            if let Some(hes) = p.hessian {
+                if g.len() <= HESSIAN_MAX {
+                    check_hessian(hes, hvp, &case, out[0], &g, &mut r, &mut msgs);
+                }
+            }
+        }
+        for m in msgs {
+            fail(&mut r, m);
+        }
     }
     r
+}
+
+/// Largest number of active input scalars for which `_hessian` is checked.
+pub const HESSIAN_MAX: usize = 4;
+
+/// `_tangent` along `dir`: the same value as the primal, `ct . (J dir)` equal
+/// to `(J^T ct) . dir` (the already checked gradient `g`) up to rounding, and
+/// agreeing with central differences of `phi` along `dir`.
+#[allow(clippy::too_many_arguments)]
+fn check_tangent(
+    tan: crate::TangentFn,
+    case: &Case,
+    ct: &[f64],
+    out: &[f64],
+    g: &[f64],
+    dir: &[f64],
+    phi: &dyn Fn(&[f64]) -> Option<f64>,
+    r: &mut ProgramReport,
+    msgs: &mut Vec<String>,
+) {
+    let (out_t, dt) = tan(case, dir);
+    if !same_all(&out_t, out) {
+        msgs.push(format!(
+            "_tangent value {out_t:?} differs from the primal {out:?}"
+        ));
+    }
+    if dt.len() != out.len() {
+        msgs.push(format!(
+            "_tangent has {} entries for {} outputs: {dt:?}",
+            dt.len(),
+            out.len()
+        ));
+        return;
+    }
+    if dt.iter().any(|x| x.is_nan()) {
+        msgs.push(format!("NaN in the tangent {dt:?} along {dir:?}"));
+        return;
+    }
+    let jv = dot(ct, &dt);
+    let gv = dot(g, dir);
+    let scale = abs_dot(ct, &dt).max(abs_dot(g, dir));
+    // plus an absolute floor: a derivative that is a cancellation of O(1)
+    // intermediates (`2.8e-7` from `acosh`, `sin`, ...) keeps their roundoff
+    let floor = TANGENT_ATOL * out.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    if (jv - gv).abs() > TANGENT_RTOL * scale + floor {
+        msgs.push(format!(
+            "_tangent along {dir:?}: cotangent . tangent {jv:e} differs from gradient . direction {gv:e} by {:e} (tangent {dt:?}, gradient {g:?}, cotangent {ct:?})",
+            (jv - gv).abs()
+        ));
+    }
+    let along = |w: &[f64]| phi(&shifted(&case.v, dir, w[0]));
+    match fd_check(&along, &[0.0], 0, jv) {
+        Verdict::Pass => r.tangent_checked += 1,
+        Verdict::Skip => r.tangent_skipped += 1,
+        Verdict::Fail(msg) => msgs.push(format!(
+            "_tangent along {dir:?} (as d/dv[0], v the step along it): {msg}; cotangent {ct:?}"
+        )),
+    }
+}
+
+/// Relative tolerance of identities that hold exactly but for rounding.
+const TANGENT_RTOL: f64 = 1e-9;
+/// Their absolute tolerance, relative to `max(1, |f|)`.
+const TANGENT_ATOL: f64 = 1e-12;
+
+fn abs_dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x * y).abs()).sum()
+}
+
+/// `v + t dir`.
+fn shifted(v: &[f64], dir: &[f64], t: f64) -> Vec<f64> {
+    v.iter().zip(dir).map(|(x, d)| x + t * d).collect()
+}
+
+/// `_hvp` along `dir`: value and gradient bit-identical to `_grad`'s, and
+/// every entry of `H dir` agreeing with central differences of the gradient
+/// along `dir` (skipped where they are unstable: a kink of the gradient).
+#[allow(clippy::too_many_arguments)]
+fn check_hvp(
+    hvp: crate::HvpFn,
+    grad: crate::GradFn,
+    case: &Case,
+    value: f64,
+    g: &[f64],
+    dir: &[f64],
+    r: &mut ProgramReport,
+    msgs: &mut Vec<String>,
+) {
+    let (y, gh, hv) = hvp(case, dir);
+    if !same(y, value) {
+        msgs.push(format!(
+            "_hvp value {y:e} differs from the primal {value:e}"
+        ));
+    }
+    if !same_all(&gh, g) {
+        msgs.push(format!("_hvp gradient {gh:?} differs from _grad {g:?}"));
+    }
+    if hv.len() != g.len() {
+        msgs.push(format!(
+            "_hvp: H v has {} entries for {} active inputs: {hv:?}",
+            hv.len(),
+            g.len()
+        ));
+        return;
+    }
+    if hv.iter().any(|x| x.is_nan()) {
+        msgs.push(format!("NaN in H v {hv:?} along {dir:?}"));
+        return;
+    }
+    // gradients along `dir`, each computed once for all entries
+    let cache: std::cell::RefCell<Vec<(u64, Vec<f64>)>> = std::cell::RefCell::new(Vec::new());
+    let grad_at = |t: f64| -> Vec<f64> {
+        if let Some((_, gt)) = cache.borrow().iter().find(|(b, _)| *b == t.to_bits()) {
+            return gt.clone();
+        }
+        let mut c = case.clone();
+        c.v = shifted(&case.v, dir, t);
+        let (_, gt) = grad(&c);
+        cache.borrow_mut().push((t.to_bits(), gt.clone()));
+        gt
+    };
+    for (i, &hi) in hv.iter().enumerate() {
+        let gi = |w: &[f64]| grad_at(w[0]).get(i).copied();
+        match fd_check(&gi, &[0.0], 0, hi) {
+            Verdict::Pass => r.hvp_checked += 1,
+            Verdict::Skip => r.hvp_skipped += 1,
+            Verdict::Fail(msg) => msgs.push(format!(
+                "_hvp along {dir:?}: entry {i} of H v against differences of gradient entry {i} (as d/dv[0], v the step along the direction): {msg}; H v {hv:?}"
+            )),
+        }
+    }
+}
+
+/// `_hessian`: value and gradient bit-identical to `_grad`'s, the matrix
+/// `n x n`, symmetric up to rounding, its columns bit-identical to `_hvp`
+/// along the unit vectors.
+fn check_hessian(
+    hes: crate::HessianFn,
+    hvp: crate::HvpFn,
+    case: &Case,
+    value: f64,
+    g: &[f64],
+    r: &mut ProgramReport,
+    msgs: &mut Vec<String>,
+) {
+    let n = g.len();
+    let (y, gh, h) = hes(case);
+    if !same(y, value) {
+        msgs.push(format!(
+            "_hessian value {y:e} differs from the primal {value:e}"
+        ));
+    }
+    if !same_all(&gh, g) {
+        msgs.push(format!("_hessian gradient {gh:?} differs from _grad {g:?}"));
+    }
+    if h.rows() != n || h.cols() != n {
+        msgs.push(format!(
+            "_hessian is {}x{} for {n} active inputs",
+            h.rows(),
+            h.cols()
+        ));
+        return;
+    }
+    let hmax = h.as_slice().iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let mut ok = true;
+    for i in 0..n {
+        for j in 0..i {
+            let (a, b) = (h.get(i, j), h.get(j, i));
+            let tol = TANGENT_RTOL * a.abs().max(b.abs()) + 1e-12 * hmax;
+            if a.is_nan() || b.is_nan() || (a - b).abs() > tol {
+                ok = false;
+                msgs.push(format!(
+                    "_hessian not symmetric: H[{i}][{j}] = {a:e}, H[{j}][{i}] = {b:e}; H = {:?}",
+                    h.as_slice()
+                ));
+            }
+        }
+    }
+    for j in 0..n {
+        let mut e = vec![0.0; n];
+        e[j] = 1.0;
+        let (_, _, col) = hvp(case, &e);
+        let hcol: Vec<f64> = (0..n).map(|i| h.get(i, j)).collect();
+        if !same_all(&col, &hcol) {
+            ok = false;
+            msgs.push(format!(
+                "_hessian column {j} {hcol:?} differs from _hvp along e{j} {col:?}"
+            ));
+        }
+    }
+    if ok {
+        r.hessian_checked += 1;
+    }
 }
 
 fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
@@ -399,6 +651,12 @@ pub fn run(seed: u64, programs: &'static [Program], cfg: &Config) -> Report {
         if p.grad.is_none() {
             rep.adjoint_programs += 1;
         }
+        if p.tangent.is_some() {
+            rep.forward_programs += 1;
+        }
+        if p.hvp.is_some() {
+            rep.hessian_programs += 1;
+        }
         let (tx, rx) = mpsc::channel();
         let points = cfg.points;
         let prog = *p;
@@ -413,6 +671,11 @@ pub fn run(seed: u64, programs: &'static [Program], cfg: &Config) -> Report {
                 rep.skipped += pr.skipped;
                 rep.f32_checked += pr.f32_checked;
                 rep.f32_skipped += pr.f32_skipped;
+                rep.tangent_checked += pr.tangent_checked;
+                rep.tangent_skipped += pr.tangent_skipped;
+                rep.hvp_checked += pr.hvp_checked;
+                rep.hvp_skipped += pr.hvp_skipped;
+                rep.hessian_checked += pr.hessian_checked;
                 if pr.checked == 0 && pr.failures.is_empty() {
                     rep.unchecked_programs += 1;
                 }
@@ -452,12 +715,19 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "fuzzgen seed {seed}: {} programs ({} through _adjoint with a random cotangent), {} points; {} gradient entries checked against finite differences, {} skipped (finite difference unstable: kink, branch boundary or ill-conditioned); f32 twins: {} points compared with f64, {} skipped (ill-conditioned in f32); {} programs with no entry checked; {} failures",
+            "fuzzgen seed {seed}: {} programs ({} through _adjoint with a random cotangent), {} points; {} gradient entries checked against finite differences, {} skipped (finite difference unstable: kink, branch boundary or ill-conditioned); forward mode ({} programs): {} tangents checked against the gradient and finite differences, {} against the gradient only (finite difference skipped as a kink); HVPs ({} programs): {} entries checked against differences of the gradient, {} skipped (kink); {} dense Hessians checked (symmetric, columns = HVPs); f32 twins: {} points compared with f64, {} skipped (ill-conditioned in f32); {} programs with no entry checked; {} failures",
             self.programs,
             self.adjoint_programs,
             self.points,
             self.checked,
             self.skipped,
+            self.forward_programs,
+            self.tangent_checked,
+            self.tangent_skipped,
+            self.hessian_programs,
+            self.hvp_checked,
+            self.hvp_skipped,
+            self.hessian_checked,
             self.f32_checked,
             self.f32_skipped,
             self.unchecked_programs,
@@ -517,6 +787,9 @@ mod tests {
             adjoint,
             grad: Some(grad),
             adjoint32: None,
+            tangent: None,
+            hvp: None,
+            hessian: None,
         }
     }
 

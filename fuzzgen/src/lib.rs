@@ -11,14 +11,23 @@
 //! batch of them into `OUT_DIR`; `tests/programs.rs` compiles them and
 //! [`check::run`] compares every `_grad` and `_adjoint` with central finite
 //! differences, and the gradients of an `f32` twin of one program in four
-//! with the `f64` ones.
+//! with the `f64` ones. Every function is written with
+//! `#[differentiable(forward, hessian)]` (`forward` alone for non-scalar
+//! outputs, odd-numbered programs (compile time) and the constructs of
+//! [`gen::HESSIAN_KNOWN_BUGS`]; the `f32` twins get neither), and the
+//! checker also compares every `_tangent` along a random direction with the
+//! gradient and with finite differences along it, every `_hvp` with finite
+//! differences of the gradient, and, for at most
+//! [`check::HESSIAN_MAX`] inputs, the dense `_hessian` with the HVPs.
 //!
 //! * `TAPELESS_FUZZ_SEED` (build time): the batch's seed; default: the number
 //!   of days since 1970-01-01 (UTC) when the build script ran, so CI sees a new
 //!   batch every day. The test prints it.
 //! * `TAPELESS_FUZZ_N` (build time): programs in the batch, default 300.
 //! * `TAPELESS_FUZZ_HUNT=1` (build time): also write the constructs listed in
-//!   [`gen::KNOWN_BUGS`] (they hit open bugs, so a default run leaves them out).
+//!   [`gen::KNOWN_BUGS`] (they hit open bugs, so a default run leaves them
+//!   out), and `hessian` on programs with the constructs of
+//!   [`gen::HESSIAN_KNOWN_BUGS`].
 //! * `TAPELESS_FUZZ_ONLY` (run time): comma-separated program indices to check.
 //! * `TAPELESS_FUZZ_POINTS` (run time): sample points per program, default 4.
 //!
@@ -85,6 +94,14 @@ pub type CallFn = fn(&Case) -> Vec<f64>;
 pub type AdjointFn = fn(&Case, &[f64]) -> (Vec<f64>, Vec<f64>);
 /// `_grad`: (value, flattened gradient).
 pub type GradFn = fn(&Case) -> (f64, Vec<f64>);
+/// `_tangent` along a flattened direction (laid out like [`Case::v`]):
+/// (flattened output, flattened output tangent).
+pub type TangentFn = fn(&Case, &[f64]) -> (Vec<f64>, Vec<f64>);
+/// `_hvp` along a flattened direction: (value, flattened gradient, flattened
+/// Hessian-vector product).
+pub type HvpFn = fn(&Case, &[f64]) -> (f64, Vec<f64>, Vec<f64>);
+/// `_hessian`: (value, flattened gradient, dense Hessian).
+pub type HessianFn = fn(&Case) -> (f64, Vec<f64>, tapeless::Jacobian);
 
 /// A compiled generated program, as listed in the generated `PROGRAMS` table.
 #[derive(Clone, Copy)]
@@ -106,4 +123,10 @@ pub struct Program {
     /// `_adjoint` of the program's `f32` twin (every `f64` written `f32`), at
     /// the inputs rounded to `f32`, for one program in four.
     pub adjoint32: Option<AdjointFn>,
+    /// `_tangent` (forward mode) along a flattened direction.
+    pub tangent: Option<TangentFn>,
+    /// `_hvp`, for scalar outputs.
+    pub hvp: Option<HvpFn>,
+    /// `_hessian`, for scalar outputs.
+    pub hessian: Option<HessianFn>,
 }
