@@ -336,3 +336,105 @@ mod fwd_07_hvp_wrong_through_call_with_nonlinear_argument {
         );
     }
 }
+
+mod fwd_08_hessian_array_to_slice_param {
+    use tapeless::differentiable;
+
+    // Bug (found by fuzzgen forward checks with TAPELESS_FUZZ_HUNT=1, seed 3,
+    // program 27; seed 1, several): with `#[differentiable(hessian)]`, passing a
+    // local array (or an array parameter) to another differentiable function's
+    // `&[f64]` parameter (`h(a, &a1)` with `a1: [f64; 2]`) does not compile
+    // (after b2951d5). `forward` alone compiles, and plain reverse mode does (fuzz bug 05).
+    // The tangent/cotangent conversions between `[f64; N]` and `Vec<f64>` are
+    // ambiguous in the reverse pass over the pushforward.
+    // Expected: compiles; c_hvp(2.0, 1.0) == (8.0, 12.0, 12.0)   (c = a^3: c' = 3a², c'' = 6a)
+    // Actual:
+    //   error[E0283]: type annotations needed  (at #[differentiable(forward, hessian)] of `c`)
+    //     cannot satisfy `_: Tangent`                      (tapeless::__private::zero)
+    //     multiple impls satisfying `_: AccFrom<Vec<f64>>` (tapeless::__private::acc_from:
+    //       AccFrom<Vec<T>> for [T; N], AccFrom<T> for T)
+    //     multiple impls satisfying `[f64; 2]: IntoArg<_>` (fwd_args::arg_pullback:
+    //       IntoArg<Vec<T>> for [T; N], IntoArg<T> for T)
+    // A constant slice argument (`h(a, &[0.5, -1.0, 1.5])`) compiles.
+
+    #[differentiable(forward, hessian)]
+    fn h(x: f64, zs: &[f64]) -> f64 {
+        x * zs[0]
+    }
+
+    #[differentiable(forward, hessian)]
+    fn c(a: f64) -> f64 {
+        let a1 = [a * a, a];
+        h(a, &a1)
+    }
+
+    #[test]
+    fn regression() {
+        assert_eq!(c_hvp(2.0, 1.0), (8.0, 12.0, 12.0));
+    }
+}
+
+#[allow(unused_parens, unreachable_code)]
+mod fwd_09_hessian_by_ref_loop_variable_passed_dereferenced {
+    use tapeless::differentiable;
+
+    // Cause: `*e3` passed by value to a rule function saved the reference `e3`
+    // (into a stack outliving the array), not the value behind it.
+    // Bug (found by fuzzgen forward checks, seed 6, program 80; NOT fully
+    // minimised -- the statement-level bisection below is as far as it went, and
+    // smaller shapes (by-ref loop over a local array with an inner loop, a
+    // `return`, index reads of the same array) compile): with
+    // `#[differentiable(hessian)]` this does not compile (against HEAD b2951d5):
+    //   error[E0716]: temporary value dropped while borrowed
+    //     (at #[differentiable(forward, hessian)] of `p80`: "creates a temporary
+    //      value which is freed while still in use ... borrow later used here")
+    // `forward` alone: not checked. Suspects: `for e3 in &a1` (by-ref loop over a
+    // local array) with an empty block `{ }` and a `for .. in (0..7).step_by(2)`
+    // inside, reading `a1[..]` and returning from inside.
+
+    #[differentiable(forward, hessian)]
+    fn p80_h0(x: f64, d: usize) -> f64 {
+        if d == 0 {
+            ((1.219 - x).abs() + 1.0).ln()
+        } else {
+            f64::asinh(x)
+        }
+    }
+
+    #[differentiable(forward, hessian)]
+    fn p80(a: f64) -> f64 {
+        let mut a1 = [
+            ((((-1.808) + (-1.345)) + (a.tanh() * 0.899).atanh()).atan() * 0.636),
+            (((2.0 + a.tanh()).recip() * 0.9).asin() * 0.893),
+        ];
+        for e3 in &a1 {
+            {}
+            for i4 in (0..7).step_by(2) {
+                let v5 = ((*e3) - (a.clamp((-0.968), 1.185) * (i4 as f64).asinh()));
+                if ((*e3) * 1.805) >= (-0.945) {
+                    return (((f64::atan(f64::recip((a1[(i4 + 3) % 2] * 0.255).exp())) * 1.854)
+                        * (f64::atan(f64::recip((a1[(i4 + 3) % 2] * 0.255).exp())) * 1.854)
+                        + 1.5)
+                        .powi(-2)
+                        + ((*e3) / (-0.725)));
+                }
+            }
+        }
+        let v9 = ((((a / a.exp()).tanh() * 9.74).abs() + 0.25).sqrt()
+            * (((-1.48) * a) / (f64::abs(a) * f64::abs(a) + 0.25)));
+        let v11 = v9.tanh();
+        f64::acos((v9.atan() * 0.572))
+            + (f64::cbrt((f64::abs((-1.9)) + 0.25)).max((-0.432)) * v11.exp().log10().cos())
+    }
+
+    #[test]
+    fn regression() {
+        let (v, g, hv) = p80_hvp(0.3, 1.0);
+        let h = 1e-5;
+        let fd = (p80_grad(0.3 + h).1 - p80_grad(0.3 - h).1) / (2.0 * h);
+        assert!(
+            (hv - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+            "H v {hv}, FD {fd}"
+        );
+    }
+}

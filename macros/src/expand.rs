@@ -189,11 +189,22 @@ fn nested_companions(
         .iter()
         .map(|p| {
             let t = tangent_name(&p.name);
-            let ty = p.tangent_type();
+            let ty = pushforward_tangent_type(p);
             quote!(#t: #ty)
         })
         .collect();
-    let tan_active: Vec<Ident> = actives.iter().map(|p| tangent_name(&p.name)).collect();
+    // The tangents as references (reference parameters' tangents already are).
+    let tan_refs: Vec<TokenStream> = actives
+        .iter()
+        .map(|p| {
+            let t = tangent_name(&p.name);
+            if is_ref_param(p) {
+                quote!(#t)
+            } else {
+                quote!(&#t)
+            }
+        })
+        .collect();
     // `_tangent`'s direction parameters and their tangents.
     let d_names: Vec<Ident> = d_params
         .iter()
@@ -215,19 +226,25 @@ fn nested_companions(
         })
         .collect();
     let w_names: Vec<Ident> = d_names.iter().map(tangent_name).collect();
-    let dot = |x: &Ident, a: TokenStream, b: &Ident| quote!(#fwd::dot(&#x, &#a, &#b));
+    let dot = |_x: &Ident, a: TokenStream, b: TokenStream| quote!(#fwd::dot(&#a, #b));
     let names: Vec<&Ident> = actives.iter().map(|p| &p.name).collect();
     let ydot: Vec<TokenStream> = (0..n)
-        .map(|i| dot(names[i], part(&g, i), &d_names[i]))
+        .map(|i| {
+            let d = &d_names[i];
+            dot(names[i], part(&g, i), quote!(&#d))
+        })
         .collect();
     let y_u: Vec<TokenStream> = (0..n)
-        .map(|i| dot(names[i], part(&g, i), &tan_active[i]))
+        .map(|i| dot(names[i], part(&g, i), tan_refs[i].clone()))
         .collect();
     let hv_u: Vec<TokenStream> = (0..n)
-        .map(|i| dot(names[i], part(&hv, i), &tan_active[i]))
+        .map(|i| dot(names[i], part(&hv, i), tan_refs[i].clone()))
         .collect();
     let g_w: Vec<TokenStream> = (0..n)
-        .map(|i| dot(names[i], part(&g, i), &w_names[i]))
+        .map(|i| {
+            let w = &w_names[i];
+            dot(names[i], part(&g, i), quote!(&#w))
+        })
         .collect();
     let d_clones: Vec<TokenStream> = d_names
         .iter()
@@ -249,10 +266,9 @@ fn nested_companions(
             .map(|p| {
                 if p.active {
                     a += 1;
-                    vs[a - 1].clone()
+                    lend(p, vs[a - 1].clone())
                 } else {
-                    let n = &p.name;
-                    quote!(#fwd::zero_arg(&#n))
+                    zero_for(p)
                 }
             })
             .collect()
@@ -274,12 +290,13 @@ fn nested_companions(
     let d_slot_tys: Vec<TokenStream> = actives.iter().map(|p| p.tangent_type()).collect();
     let d_vals: Vec<TokenStream> = d_names.iter().map(|d| quote!(#d)).collect();
     let tangent_pullback_targs = tangent_args(&d_vals);
-    let tan_clones: Vec<TokenStream> = tan_active
+    // Owned copies of the tangents, for `_hvp`.
+    let tan_clones: Vec<TokenStream> = tan_refs
         .iter()
-        .map(|t| quote!(::core::clone::Clone::clone(&#t)))
+        .map(|t| quote!(::std::borrow::ToOwned::to_owned(#t)))
         .collect();
     let y_v: Vec<TokenStream> = (0..n)
-        .map(|i| dot(names[i], part(&g, i), &tan_active[i]))
+        .map(|i| dot(names[i], part(&g, i), tan_refs[i].clone()))
         .collect();
     quote! {
         /// The pullback of the generated `_grad` (reverse over reverse):
@@ -325,6 +342,53 @@ fn nested_companions(
             ((__y, __ydot as #ret), (__y_u as #ret, __ydot_u as #ret))
         }
     }
+}
+
+/// A parameter's tangent as the pushforward takes it: a reference for a
+/// reference parameter (`&[f64]` for `&[f64]`, `&Model` for `&Model`), so an
+/// array's tangent coerces to a slice's; owned otherwise.
+fn pushforward_tangent_type(p: &parse::Param) -> TokenStream {
+    match &p.ty {
+        syn::Type::Reference(r) => {
+            let mut elem = &*r.elem;
+            while let syn::Type::Reference(inner) = elem {
+                elem = &inner.elem;
+            }
+            match elem {
+                syn::Type::Slice(sl) => {
+                    let e = &sl.elem;
+                    quote!(&[<#e as ::tapeless::Differentiable>::Tangent])
+                }
+                other => quote!(&<#other as ::tapeless::Differentiable>::Tangent),
+            }
+        }
+        _ => p.tangent_type(),
+    }
+}
+
+fn is_ref_param(p: &parse::Param) -> bool {
+    matches!(p.ty, syn::Type::Reference(_))
+}
+
+/// An owned tangent `t` of parameter `p`, as the pushforward takes it.
+fn lend(p: &parse::Param, t: TokenStream) -> TokenStream {
+    if is_ref_param(p) {
+        quote!(&#t)
+    } else {
+        t
+    }
+}
+
+/// A zero tangent for parameter `p`, as the pushforward takes it.
+fn zero_for(p: &parse::Param) -> TokenStream {
+    let n = &p.name;
+    lend(p, quote!(::tapeless::__private::fwd::zero(&#n)))
+}
+
+/// The unit tangent `k` of parameter `p`, as the pushforward takes it.
+fn unit_for(p: &parse::Param, k: &Ident) -> TokenStream {
+    let n = &p.name;
+    lend(p, quote!(::tapeless::__private::fwd::unit(&#n, #k)))
 }
 
 /// A parameter type that may hold a struct with `#[no_grad]` fields (not a
@@ -378,7 +442,8 @@ fn forward_items(
     an: &analyse::Analysis,
 ) -> TokenStream {
     use crate::forward::{pushforward_name, tangent_name, Fwd};
-    let mut fw = Fwd::new(body, an);
+    let ref_params: Vec<bool> = sig.params.iter().map(is_ref_param).collect();
+    let mut fw = Fwd::new(body, an, ref_params);
     let fbody = fw.block(&body.block);
     if !fw.errors.is_empty() {
         let errs = fw.errors.iter().map(syn::Error::to_compile_error);
@@ -406,14 +471,16 @@ fn forward_items(
     let mut rebinds = Vec::new();
     for p in &sig.params {
         let t = tangent_name(&p.name);
-        let ty = p.tangent_type();
+        let ty = pushforward_tangent_type(p);
         tan_params.push(quote!(#t: #ty));
         if p.active && derive_like(&p.ty) {
             let n = &p.name;
-            rebinds.push(quote!(let #t = #fwd::sanitize(&#n, &#t);));
-        }
-        if p.active && matches!(p.ty, syn::Type::Reference(_)) {
-            rebinds.push(quote!(let #t = &#t;));
+            if is_ref_param(p) {
+                let own = format_ident!("{}_own", t);
+                rebinds.push(quote!(let #own = #fwd::sanitize(&#n, #t); let #t = &#own;));
+            } else {
+                rebinds.push(quote!(let #t = #fwd::sanitize(&#n, &#t);));
+            }
         }
     }
     // Differentiated in the parameters and in their tangents: a caller's
@@ -468,10 +535,9 @@ fn forward_items(
             let d = d_name(p);
             let ty = p.tangent_type();
             d_params.push(quote!(#d: #ty));
-            d_args.push(quote!(#d));
+            d_args.push(lend(p, quote!(#d)));
         } else {
-            let n = &p.name;
-            d_args.push(quote!(#fwd::zero_arg(&#n)));
+            d_args.push(zero_for(p));
         }
     }
     let tangent = format_ident!("{}_tangent", name);
@@ -495,15 +561,16 @@ fn forward_items(
             .iter()
             .map(|p| {
                 let n = &p.name;
+                let _ = n;
                 if p.active {
                     a += 1;
                     if a - 1 == i {
-                        quote!(#fwd::unit_arg(&#n, #k))
+                        unit_for(p, k)
                     } else {
-                        quote!(#fwd::zero_arg(&#n))
+                        zero_for(p)
                     }
                 } else {
-                    quote!(#fwd::zero_arg(&#n))
+                    zero_for(p)
                 }
             })
             .collect()
@@ -618,9 +685,10 @@ fn forward_items(
                             p.name.to_string()
                         }
                     );
-                    quote!(#v)
+                    let _ = n;
+                    lend(p, quote!(#v))
                 } else {
-                    quote!(#fwd::zero_arg(&#n))
+                    zero_for(p)
                 }
             })
             .collect();
@@ -919,7 +987,7 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
             .iter()
             .map(|p| {
                 let t = crate::forward::tangent_name(&p.name);
-                let ty = p.tangent_type();
+                let ty = pushforward_tangent_type(p);
                 quote!(#t: #ty)
             })
             .collect();
@@ -930,8 +998,12 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
             .filter(|(p, _)| p.active)
             .map(|(p, g)| {
                 let t = crate::forward::tangent_name(&p.name);
-                let n = &p.name;
-                quote!(+ ::tapeless::__private::fwd::dot(&#n, &#g, &#t))
+                let t = if is_ref_param(p) {
+                    quote!(#t)
+                } else {
+                    quote!(&#t)
+                };
+                quote!(+ ::tapeless::__private::fwd::dot(&#g, #t))
             })
             .collect();
         quote! {

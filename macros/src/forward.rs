@@ -93,17 +93,34 @@ pub struct Fwd<'b> {
     body: &'b Body,
     an: &'b Analysis,
     n_tmp: usize,
+    /// Parameters declared with a reference type (`x: &[f64]`, `&self`).
+    ref_params: Vec<bool>,
     /// Errors: constructs forward mode does not support (spanned).
     pub errors: Vec<syn::Error>,
 }
 
 impl<'b> Fwd<'b> {
-    pub fn new(body: &'b Body, an: &'b Analysis) -> Self {
+    /// `ref_params[k]`: parameter `k` (the body's variable `k`) is a reference.
+    pub fn new(body: &'b Body, an: &'b Analysis, ref_params: Vec<bool>) -> Self {
         Fwd {
             body,
             an,
             n_tmp: 0,
+            ref_params,
             errors: Vec::new(),
+        }
+    }
+
+    /// The atom is a reference: `&x`, or a reference parameter as it is.
+    fn is_ref(&self, a: &Atom) -> bool {
+        match a {
+            Atom::Place(p) => match p.wrap.last() {
+                Some(Wrap::Ref) => true,
+                Some(Wrap::Deref) => false,
+                None => p.proj.is_empty() && self.ref_params.get(p.root).copied().unwrap_or(false),
+            },
+            Atom::Const(t) => t.to_string().starts_with('&'),
+            Atom::Lit(_) => false,
         }
     }
 
@@ -169,19 +186,24 @@ impl<'b> Fwd<'b> {
         })
     }
 
-    /// What a call passes for parameter `a`'s tangent: an owned tangent of the
-    /// parameter's type (`fwd::arg` clones it and turns an array's tangent
-    /// into a `Vec` for a slice parameter).
-    fn call_arg(&self, a: &Atom) -> TokenStream {
+    /// What a call passes for parameter `a`'s tangent: the tangent as it is
+    /// (a reference for a reference parameter, so an array's tangent coerces
+    /// to a slice's), or a zero of `a`'s shape.
+    fn call_arg(&self, a: &Atom, receiver: bool) -> TokenStream {
         let f = fwd();
         match self.tan_atom(a) {
-            Some(t) => quote!(#f::arg(&#t)),
+            Some(t) if receiver => quote!(&#t),
+            Some(t) => t,
             None => {
                 if let Some(z) = literal_zero(a) {
                     return z;
                 }
                 let x = emit_atom(self.vars(), a);
-                quote!(#f::zero_arg(&#x))
+                if receiver || self.is_ref(a) {
+                    quote!(&#f::zero(&#x))
+                } else {
+                    quote!(#f::zero(&#x))
+                }
             }
         }
     }
@@ -308,7 +330,12 @@ impl<'b> Fwd<'b> {
     fn pushforward_call(&self, callee: &Callee, args: &[Atom], span: Span) -> TokenStream {
         let vars = self.vars();
         let prim: Vec<_> = args.iter().map(|a| emit_atom(vars, a)).collect();
-        let tans: Vec<_> = args.iter().map(|a| self.call_arg(a)).collect();
+        let recv = matches!(callee, Callee::Method(_));
+        let tans: Vec<_> = args
+            .iter()
+            .enumerate()
+            .map(|(k, a)| self.call_arg(a, recv && k == 0))
+            .collect();
         match callee {
             Callee::Path(path) => {
                 let mut path = path.clone();

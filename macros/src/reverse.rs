@@ -622,8 +622,13 @@ impl<'b> Gen<'b> {
             self.n_slots += 1;
             let borrowed_arg = kind == ReadKind::CallArg
                 && matches!(a, Atom::Place(p) if p.proj.is_empty() && p.wrap.is_empty() && self.borrows[p.root]);
+            // `*r` passed by value (`r` a reference, a by-reference loop
+            // variable): the value behind it, owned, not the reference.
+            let deref_arg = kind == ReadKind::CallArg
+                && matches!(a, Atom::Place(p) if !p.wrap.is_empty() && p.wrap.iter().all(|w| *w == Wrap::Deref));
             let saved = match kind {
                 ReadKind::Shape => quote!(#pv::shape_of(#pv::prim(&#bare))),
+                ReadKind::CallArg if deref_arg => quote!(#pv::save_owned(#pv::prim(&#bare))),
                 // A borrowed argument (`&sub[..1]`): an owned copy of the data,
                 // lent to the call again in the reverse sweep.
                 ReadKind::CallArg if borrowed_arg => quote!(#pv::save_owned(#pv::prim(&#bare))),
@@ -665,6 +670,7 @@ impl<'b> Gen<'b> {
                 ReadKind::Shape => quote!(&#slot),
                 ReadKind::Plain => quote!(#slot),
                 ReadKind::CallArg if borrowed_arg => quote!(&#slot),
+                ReadKind::CallArg if deref_arg => quote!(#slot),
                 ReadKind::CallArg => with_wraps(quote!(#slot), a),
             }
         };

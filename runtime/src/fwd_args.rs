@@ -1,55 +1,15 @@
-//! What forward-mode code passes between functions: owned tangents of each
-//! parameter's type, zeros for values with no derivative, and the unit
-//! tangents and flattening that `_jacobian` and `_hessian` use.
+//! What forward-mode code passes between functions (zeros for values with
+//! no derivative, tangents with `#[no_grad]` parts cleared) and the unit
+//! tangents, dot products and flattening that `_jacobian`, `_hessian` and the
+//! nested companions use.
 //!
 //! Each function that generated code may call with a differentiated value has
 //! a `_pullback` beside it, so the reverse mode can differentiate forward-mode
 //! code again (`hessian`).
 
-use crate::__private::{NoGrad, Prim};
+use crate::__private::NoGrad;
 use crate::forward::{Flat, Jacobian};
 use crate::tangent::Differentiable;
-
-/// Converts a tangent into the tangent type a parameter takes: itself, or a
-/// `Vec` for an array passed to a slice parameter.
-pub trait IntoArg<T> {
-    /// The converted tangent.
-    fn into_arg(self) -> T;
-}
-
-impl<T> IntoArg<T> for T {
-    #[inline(always)]
-    fn into_arg(self) -> T {
-        self
-    }
-}
-
-impl<T, const N: usize> IntoArg<Vec<T>> for [T; N] {
-    #[inline]
-    fn into_arg(self) -> Vec<T> {
-        Vec::from(self)
-    }
-}
-
-/// The tangent `t` (behind any references) as an owned argument.
-#[inline(always)]
-pub fn arg<S, T>(t: &S) -> T
-where
-    S: Prim + ?Sized,
-    S::Target: Clone + IntoArg<T>,
-{
-    t.prim().clone().into_arg()
-}
-
-/// [`arg`] is the identity on tangents: its cotangent passes through.
-#[inline(always)]
-pub fn arg_pullback<S, T>(t: &S, g: T) -> (T, (T,))
-where
-    S: Prim + ?Sized,
-    S::Target: Clone + IntoArg<T>,
-{
-    (arg(t), (g,))
-}
 
 /// The tangent `t` given for the parameter `x`, with the parts that are not
 /// differentiated set to zero ([`Differentiable::forward_tangent`]). Takes `t`
@@ -82,26 +42,6 @@ pub fn zero_pullback<X: Differentiable + ?Sized, G>(x: &X, _g: G) -> (X::Tangent
     (x.zero_tangent(), (NoGrad,))
 }
 
-/// A zero tangent for a parameter that receives `x`.
-#[inline]
-pub fn zero_arg<X, T>(x: &X) -> T
-where
-    X: Differentiable + ?Sized,
-    X::Tangent: IntoArg<T>,
-{
-    x.zero_tangent().into_arg()
-}
-
-/// [`zero_arg`] does not depend on `x`.
-#[inline]
-pub fn zero_arg_pullback<X, T, G>(x: &X, _g: G) -> (T, (NoGrad,))
-where
-    X: Differentiable + ?Sized,
-    X::Tangent: IntoArg<T>,
-{
-    (zero_arg(x), (NoGrad,))
-}
-
 /// The number of scalars in a tangent of `x`.
 #[inline]
 pub fn flat_len_of<X>(x: &X) -> usize
@@ -112,19 +52,7 @@ where
     x.zero_tangent().flat_len()
 }
 
-/// The unit tangent of `x`'s shape with `1` at flat index `k`, as an argument.
-#[inline]
-pub fn unit_arg<X, T>(x: &X, k: usize) -> T
-where
-    X: Differentiable + ?Sized,
-    X::Tangent: Flat + IntoArg<T>,
-{
-    let mut t = x.zero_tangent();
-    t.set_flat(k, 1.0);
-    t.into_arg()
-}
-
-/// The unit tangent of `x`'s shape with `1` at flat index `k` (an output seed).
+/// The unit tangent of `x`'s shape with `1` at flat index `k`.
 #[inline]
 pub fn unit<X>(x: &X, k: usize) -> X::Tangent
 where
@@ -175,21 +103,47 @@ impl Flat for crate::tensor::Tensor {
     }
 }
 
-/// `<g, t>` for a gradient `g` and a tangent `t` of the value `x` (forward mode
-/// through a `#[derivative]` rule). `x` only fixes the types; the tangent's
-/// parts that are not differentiated are ignored.
-pub fn dot<X>(x: &X, g: &X::Tangent, t: &X::Tangent) -> f64
+/// `<g, t>`: the scalars of a gradient and a tangent of the same value,
+/// multiplied pairwise and summed (forward mode through a `#[derivative]` rule,
+/// derivatives of `_tangent`). `#[no_grad]` fields are not among a struct's
+/// scalars, so they do not count.
+pub fn dot<G, T>(g: &G, t: &T) -> f64
 where
-    X: Differentiable + ?Sized,
-    X::Tangent: Flat + Clone,
+    G: Flat + ?Sized,
+    T: Flat + ?Sized,
 {
-    let t = x.forward_tangent(t.clone());
-    let n = g.flat_len();
-    if n == 0 || t.flat_len() == 0 {
+    let (n, m) = (g.flat_len(), t.flat_len());
+    if n == 0 || m == 0 {
         return 0.0;
     }
-    let (mut a, mut b) = (vec![0.0; n], vec![0.0; t.flat_len()]);
+    assert_eq!(n, m, "a gradient and a tangent of different sizes");
+    let (mut a, mut b) = (vec![0.0; n], vec![0.0; m]);
     g.write_flat(&mut a);
     t.write_flat(&mut b);
     a.iter().zip(&b).map(|(u, v)| u * v).sum()
+}
+
+/// A slice's scalars in element order.
+impl<T: Flat> Flat for [T] {
+    fn flat_len(&self) -> usize {
+        self.iter().map(Flat::flat_len).sum()
+    }
+    fn write_flat(&self, out: &mut [f64]) {
+        let mut off = 0;
+        for x in self {
+            let n = x.flat_len();
+            x.write_flat(&mut out[off..off + n]);
+            off += n;
+        }
+    }
+    fn set_flat(&mut self, mut k: usize, v: f64) {
+        for x in self {
+            let n = x.flat_len();
+            if k < n {
+                return x.set_flat(k, v);
+            }
+            k -= n;
+        }
+        panic!("flat index out of range")
+    }
 }
