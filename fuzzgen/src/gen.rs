@@ -218,8 +218,6 @@ struct Arr {
     len_var: Option<String>,
     /// For a local 2-D array `[[f64; cols]; len]`: the row length (else 0).
     cols: usize,
-    /// An array (`[f64; N]`, `&[f64; N]`), not a slice or a `Vec`.
-    is_array: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -1131,8 +1129,6 @@ impl<'r> Gen<'r> {
                         args.push("&[0.5, -1.0, 1.5]".to_string());
                     } else {
                         let a = self.rng.pick(&cands).clone();
-                        // fwd-08: an array passed to a slice parameter
-                        self.hessian_bug |= a.is_array;
                         if a.local {
                             args.push(format!("&{}", a.name));
                         } else {
@@ -1497,8 +1493,6 @@ impl<'r> Gen<'r> {
             .arrs
             .iter()
             .filter(|a| a.cols == 0 && (is_vec || (a.local && matches!(a.len, Len::Const(_)))))
-            // KNOWN_BUGS[0]: no `.to_vec()` of an array
-            .filter(|a| self.hunt || !is_vec || !a.is_array)
             .cloned()
             .collect();
         if !is_2d && !sources.is_empty() && self.rng.chance(0.25) {
@@ -1530,12 +1524,10 @@ impl<'r> Gen<'r> {
                 }
                 Len::Const(_) => None,
             };
-            let is_array = matches!(len, Len::Const(_));
             self.arrs.push(Arr {
                 name,
                 len_var,
                 cols: 0,
-                is_array,
                 len,
                 bound: base + budget,
                 base,
@@ -1627,7 +1619,6 @@ impl<'r> Gen<'r> {
             name,
             len_var,
             cols,
-            is_array: !is_vec,
             len,
             bound: base + budget,
             base,
@@ -1864,8 +1855,6 @@ impl<'r> Gen<'r> {
                     _ if by_ref => {
                         // `v` is a `&f64`, read as `(*v)`
                         self.line(format!("{lab}for {vname} in {src} {{"));
-                        // fwd-09 (trigger not narrowed down)
-                        self.hessian_bug = true;
                         deref = true;
                     }
                     _ => {
@@ -2072,7 +2061,6 @@ fn helper(
             frozen: false,
             len_var: None,
             cols: 0,
-            is_array: false,
             local: false,
         });
     }
@@ -2143,17 +2131,12 @@ const HELPER_OPTIONS: &str = "forward, hessian";
 /// `forward`, so its `_tangent` is still checked, but not its HVPs) because
 /// `hessian` does not compile them yet (reproductions in `wip/fwd-bugs/`);
 /// `TAPELESS_FUZZ_HUNT=1` writes `hessian` anyway. Empty when all are fixed.
-pub const HESSIAN_KNOWN_BUGS: &[&str] =
-    &[
-        "fwd-08: a local array passed to a helper's slice parameter (`let w = [a * a, a]; p0_h0(a, &w)`)",
-        "fwd-09: a by-reference loop `for e in &arr` (E0716 in one program; trigger not narrowed down)",
-    ];
+pub const HESSIAN_KNOWN_BUGS: &[&str] = &[];
 
 /// Constructs written only with `TAPELESS_FUZZ_HUNT=1` because they hit a bug
 /// not fixed yet (reproductions in `wip/fuzz-bugs/`), so that a default run
 /// stays green and keeps checking everything else. Empty when all are fixed.
-pub const KNOWN_BUGS: &[&str] =
-    &["11: `.to_vec()` of an array (only slices and Vecs are copied with `.to_vec()`)"];
+pub const KNOWN_BUGS: &[&str] = &[];
 
 /// Seed salt for program streams.
 pub const PROGRAM_SALT: u64 = 0x005E_ED0F_F00D;
@@ -2271,7 +2254,6 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     frozen: false,
                     len_var: None,
                     cols: 0,
-                    is_array: false,
                     local: false,
                 });
                 n
@@ -2289,7 +2271,6 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     frozen: false,
                     len_var: None,
                     cols: 0,
-                    is_array: true,
                     local: *k == ParamKind::Array3,
                 });
                 "arr".into()
@@ -2307,7 +2288,6 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                     frozen: false,
                     len_var: None,
                     cols: 0,
-                    is_array: false,
                     local: *k == ParamKind::VecOwned,
                 });
                 "vs".into()
