@@ -84,6 +84,15 @@ pub struct Gen<'b> {
     replay_lets: HashMap<RegionId, Vec<(VarId, StmtId, Expr)>>,
     /// Replayed variables the reverse sweep reads.
     needed: HashSet<VarId>,
+    /// Rewound counters (`find_rewound`): inactive `let mut` bindings at the
+    /// top level of a loop body whose only writes are `v += k` / `v -= k` with
+    /// an integer literal `k`. The reverse sweep undoes each write (`v -= k`)
+    /// instead of saving `v` per read.
+    rewound: Vec<bool>,
+    /// Rewound counters some reverse code reads, and the stack their value at
+    /// the end of each body iteration goes on.
+    rewound_used: HashSet<VarId>,
+    rewound_slot: HashMap<VarId, Ident>,
     /// Variables by name (`None`: the name is not unique).
     names: HashMap<String, Option<VarId>>,
 }
@@ -218,6 +227,9 @@ impl<'b> Gen<'b> {
             replay_loops: HashMap::new(),
             replay_lets: HashMap::new(),
             needed: HashSet::new(),
+            rewound: Vec::new(),
+            rewound_used: HashSet::new(),
+            rewound_slot: HashMap::new(),
             names: HashMap::new(),
         };
         for (i, v) in body.vars.iter().enumerate() {
@@ -227,6 +239,8 @@ impl<'b> Gen<'b> {
                 .or_insert(Some(i));
         }
         g.find_replay(&body.block.stmts);
+        g.rewound = vec![false; body.vars.len()];
+        g.find_rewound(&body.block.stmts);
         g
     }
 
@@ -475,6 +489,111 @@ impl<'b> Gen<'b> {
             .push((v, id, e.clone()));
     }
 
+    /// Finds rewound counters (`li` in `let mut li = j * n; for c in .. { ..
+    /// l[li] ..; li += 1; }`). Such a counter is declared at the top level of a
+    /// loop body with no `break`, `continue` or `return` inside it; every write
+    /// is `v += k` or `v -= k` with an integer literal `k` (exact to undo),
+    /// in code whose reverse runs (every enclosing `if`/loop up to the body has
+    /// a reverse); it is never borrowed. The forward sweep saves its value once,
+    /// at the end of each iteration of the body; the reverse iteration starts
+    /// from that value and undoes each write when it reverses it, so a read in
+    /// reverse code sees the value the forward read saw.
+    fn find_rewound(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            match s {
+                Stmt::If { then, els, .. } => {
+                    self.find_rewound(&then.stmts);
+                    self.find_rewound(&els.stmts);
+                }
+                Stmt::Loop { body, .. } => {
+                    for s in &body.stmts {
+                        if let Stmt::Let {
+                            pat: Pat::Var(v),
+                            mutable: true,
+                            value: Some(_),
+                            ..
+                        } = s
+                        {
+                            let v = *v;
+                            if !self.an.active(v)
+                                && self.body.vars[v].region == body.region
+                                && !self.borrows[v]
+                                && self.rewind_ok(&body.stmts, v, true)
+                            {
+                                self.rewound[v] = true;
+                            }
+                        }
+                    }
+                    self.find_rewound(&body.stmts);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn rewind_ok(&self, stmts: &[Stmt], v: VarId, reversed: bool) -> bool {
+        let name = self.body.vars[v].name.to_string();
+        let mut borrowed = false;
+        let mut check = |e: &Expr| {
+            expr_places(e, &mut |p: &Place| {
+                if p.root == v && p.wrap.contains(&Wrap::Ref) {
+                    borrowed = true;
+                }
+            })
+        };
+        for s in stmts {
+            match s {
+                Stmt::Break(..) | Stmt::Continue(..) | Stmt::Return(..) => return false,
+                Stmt::Assign {
+                    place,
+                    value,
+                    compound,
+                    ..
+                } => {
+                    if place.root == v {
+                        if !reversed || !place.proj.is_empty() || !place.wrap.is_empty() {
+                            return false;
+                        }
+                        match (compound, value) {
+                            (
+                                Some(BinOp::Add | BinOp::Sub),
+                                Expr::Binary(_, _, Atom::Lit(syn::Lit::Int(_))),
+                            ) => {}
+                            _ => return false,
+                        }
+                    } else {
+                        check(value);
+                    }
+                }
+                Stmt::Let { value: Some(e), .. } => check(e),
+                Stmt::If { id, then, els, .. } => {
+                    let r = reversed && self.an.has_rev.contains(id);
+                    if !self.rewind_ok(&then.stmts, v, r) || !self.rewind_ok(&els.stmts, v, r) {
+                        return false;
+                    }
+                }
+                Stmt::Loop { lp, head, body, .. } => {
+                    if let LoopHead::For { iter, .. } = head {
+                        if quote!(#iter).to_string().split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == name) {
+                            return false;
+                        }
+                    }
+                    let r = reversed && self.an.loop_rev[*lp];
+                    if !self.rewind_ok(&body.stmts, v, r) {
+                        return false;
+                    }
+                }
+                Stmt::Opaque(t) => {
+                    if t.to_string().split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == name) {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        !borrowed
+    }
+
     /// Marks a recomputed variable (and what it is computed from) as read.
     fn need(&mut self, v: VarId) {
         if !self.replay[v] || !self.needed.insert(v) {
@@ -488,6 +607,9 @@ impl<'b> Gen<'b> {
     fn need_atom(&mut self, a: &Atom) {
         if let Atom::Place(p) = a {
             self.need(p.root);
+            if self.rewound[p.root] {
+                self.rewound_used.insert(p.root);
+            }
             for pr in &p.proj {
                 if let Proj::Index(i) = pr {
                     self.need_atom(i);
@@ -541,7 +663,7 @@ impl<'b> Gen<'b> {
     fn atom_replayable(&self, a: &Atom) -> bool {
         match a {
             Atom::Place(p) => {
-                (self.stable[p.root] || self.replay[p.root])
+                (self.stable[p.root] || self.replay[p.root] || self.rewound[p.root])
                     && p.proj.iter().all(|pr| match pr {
                         Proj::Field(_) => true,
                         Proj::Index(i) => self.atom_replayable(i),
@@ -1114,7 +1236,27 @@ impl<'b> Gen<'b> {
                 start.extend(quote!(#ty.tie(&#name);));
             }
         }
-        let inner = self.forward_block(body);
+        let mut inner = self.forward_block(body);
+        if rev {
+            // Rewound counters of this body: their value at the end of the iteration.
+            let pv = private();
+            for s in &body.stmts {
+                if let Stmt::Let { pat: Pat::Var(v), .. } = s {
+                    if self.rewound[*v] && self.rewound_used.contains(v) {
+                        let slot = format_ident!("__s{}", self.n_slots);
+                        self.n_slots += 1;
+                        self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+                        self.region_stacks
+                            .entry(body.region)
+                            .or_default()
+                            .push(slot.clone());
+                        let name = &self.body.vars[*v].name;
+                        inner.extend(quote!(#slot.push(#name);));
+                        self.rewound_slot.insert(*v, slot);
+                    }
+                }
+            }
+        }
         let stacks = self
             .region_stacks
             .get(&body.region)
@@ -1338,6 +1480,20 @@ impl<'b> Gen<'b> {
     fn reverse_stmt(&mut self, s: &Stmt, region: RegionId) -> TokenStream {
         let pv = private();
         match s {
+            // Undoes a write to a rewound counter.
+            Stmt::Assign {
+                place,
+                value: Expr::Binary(_, _, k),
+                compound: Some(op),
+                ..
+            } if self.rewound_slot.contains_key(&place.root) => {
+                let name = &self.body.vars[place.root].name;
+                let k = emit_atom(&self.body.vars, k);
+                match op {
+                    BinOp::Add => quote!(#name -= #k;),
+                    _ => quote!(#name += #k;),
+                }
+            }
             Stmt::Let {
                 id,
                 pat,
@@ -1466,6 +1622,14 @@ impl<'b> Gen<'b> {
                     }
                 }
                 start.extend(self.replay_prelude(body.region));
+                for s in &body.stmts {
+                    if let Stmt::Let { pat: Pat::Var(v), .. } = s {
+                        if let Some(slot) = self.rewound_slot.get(v) {
+                            let name = &self.body.vars[*v].name;
+                            start.extend(quote!(let mut #name = #pv::pop(&mut #slot);));
+                        }
+                    }
+                }
                 quote!(#pre for __r in 0..#n { #start #inner })
             }
             Stmt::Tail(a) | Stmt::Return(_, a) => match self.active_place(a) {
