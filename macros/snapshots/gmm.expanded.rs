@@ -295,13 +295,14 @@ fn gmm_adjoint(
                 let __kn6 = __n6.len() - 1;
                 let __it6 = ::core::iter::IntoIterator::into_iter(c + 1..d);
                 let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
-                __s7.reserve(__hint);
                 __s8.reserve(__hint);
                 __s9.reserve(__hint);
                 for r in __it6 {
                     __n6[__kn6] += 1;
                     __ty6.tie(&r);
-                    __s7.push(__rt::save_owned(__rt::prim(&xc[c])));
+                    if __n6[__kn6] == 1 {
+                        __s7.push(__rt::save_owned(__rt::prim(&xc[c])));
+                    }
                     let __t17 = l[li] * xc[c];
                     __s8.push(__rt::shape_of(__rt::prim(&qxc[r])));
                     __s9.push(__rt::shape_of(__rt::prim(&__t17)));
@@ -806,6 +807,11 @@ fn gmm_adjoint(
                 let c = __rt::range_nth(&__ty5, __lo5, __n5 - 1 - __r);
                 let __n6 = __rt::pop(&mut __n6);
                 let __lo6 = c + 1;
+                let __h7 = if __n6 > 0 {
+                    ::core::option::Option::Some(__rt::pop(&mut __s7))
+                } else {
+                    ::core::option::Option::None
+                };
                 for __r in 0..__n6 {
                     let r = __rt::range_nth(&__ty6, __lo6, __n6 - 1 - __r);
                     let mut __dt17 = __rt::zero();
@@ -821,7 +827,7 @@ fn gmm_adjoint(
                         &mut __dt17,
                         __rt::rules::AddOp::d_rhs(&__s8, &__s9, &__g11),
                     );
-                    let __s7 = __rt::pop(&mut __s7);
+                    let __s7 = __rt::held(&__h7);
                     __rt::acc(
                         &mut (*__rt::elem_mut(&mut __d_l, li)),
                         __rt::rules::MulOp::d_lhs(

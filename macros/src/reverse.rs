@@ -93,6 +93,11 @@ pub struct Gen<'b> {
     /// the end of each body iteration goes on.
     rewound_used: HashSet<VarId>,
     rewound_slot: HashMap<VarId, Ident>,
+    /// Loop bodies by loop.
+    loop_body: HashMap<LoopId, &'b Block>,
+    /// Reads saved once per loop execution (`hoist_loop`): their stack and the
+    /// binding that holds the popped value in the reverse sweep.
+    hoisted: HashMap<LoopId, Vec<(Ident, Ident)>>,
     /// Variables by name (`None`: the name is not unique).
     names: HashMap<String, Option<VarId>>,
 }
@@ -230,6 +235,8 @@ impl<'b> Gen<'b> {
             rewound: Vec::new(),
             rewound_used: HashSet::new(),
             rewound_slot: HashMap::new(),
+            loop_body: HashMap::new(),
+            hoisted: HashMap::new(),
             names: HashMap::new(),
         };
         for (i, v) in body.vars.iter().enumerate() {
@@ -241,6 +248,11 @@ impl<'b> Gen<'b> {
         g.find_replay(&body.block.stmts);
         g.rewound = vec![false; body.vars.len()];
         g.find_rewound(&body.block.stmts);
+        walk(&body.block.stmts, &mut |s| {
+            if let Stmt::Loop { lp, body: b, .. } = s {
+                g.loop_body.insert(*lp, b);
+            }
+        });
         g
     }
 
@@ -594,6 +606,100 @@ impl<'b> Gen<'b> {
         !borrowed
     }
 
+    /// The loop whose body is `region`, when a value read there (`xc[c]` in
+    /// `for r in c + 1..d { .. xc[c] .. }`) is the same in every iteration of
+    /// it: its root and index variables are declared outside the loop and
+    /// never written in it, and the body has no `break`, `continue`, `return`,
+    /// opaque statement or call. The read is then saved once per execution of
+    /// the loop (in its first iteration, which always reaches it) instead of
+    /// once per iteration.
+    fn hoist_loop(&self, region: RegionId, a: &Atom) -> Option<LoopId> {
+        let lp = *self.body.regions[region].loops.last()?;
+        let b = *self.loop_body.get(&lp)?;
+        if b.region != region {
+            return None;
+        }
+        let Atom::Place(_) = a else {
+            return None;
+        };
+        fn scan(
+            stmts: &[Stmt],
+            ok: &mut bool,
+            written: &mut HashSet<VarId>,
+            text: &mut String,
+        ) {
+            let expr = |e: &Expr, ok: &mut bool, written: &mut HashSet<VarId>, text: &mut String| {
+                match e {
+                    Expr::Call { .. } => *ok = false,
+                    Expr::Opaque { expr, .. } => {
+                        text.push_str(&quote!(#expr).to_string());
+                        text.push(' ');
+                    }
+                    _ => {}
+                }
+                expr_places(e, &mut |p: &Place| {
+                    if p.wrap.contains(&Wrap::Ref) {
+                        written.insert(p.root);
+                    }
+                });
+            };
+            for s in stmts {
+                match s {
+                    Stmt::Break(..) | Stmt::Continue(..) | Stmt::Return(..) | Stmt::Opaque(_) => {
+                        *ok = false
+                    }
+                    Stmt::Assign { place, value, .. } => {
+                        written.insert(place.root);
+                        expr(value, ok, written, text);
+                    }
+                    Stmt::Let { value: Some(e), .. } => expr(e, ok, written, text),
+                    Stmt::If { then, els, .. } => {
+                        scan(&then.stmts, ok, written, text);
+                        scan(&els.stmts, ok, written, text);
+                    }
+                    Stmt::Loop { head, body, .. } => {
+                        if let LoopHead::For { iter, .. } = head {
+                            text.push_str(&quote!(#iter).to_string());
+                            text.push(' ');
+                        }
+                        scan(&body.stmts, ok, written, text);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (mut ok, mut written, mut text) = (true, HashSet::new(), String::new());
+        scan(&b.stmts, &mut ok, &mut written, &mut text);
+        if !ok {
+            return None;
+        }
+        let words: HashSet<&str> = text
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .collect();
+        fn invariant(
+            g: &Gen<'_>,
+            lp: LoopId,
+            a: &Atom,
+            written: &HashSet<VarId>,
+            words: &HashSet<&str>,
+        ) -> bool {
+            match a {
+                Atom::Lit(_) | Atom::Const(_) => true,
+                Atom::Place(p) => {
+                    let r = p.root;
+                    !g.body.regions[g.body.vars[r].region].loops.contains(&lp)
+                        && !written.contains(&r)
+                        && !words.contains(g.body.vars[r].name.to_string().as_str())
+                        && p.proj.iter().all(|pr| match pr {
+                            Proj::Field(_) => true,
+                            Proj::Index(i) => invariant(g, lp, i, written, words),
+                        })
+                }
+            }
+        }
+        invariant(self, lp, a, &written, &words).then_some(lp)
+    }
+
     /// Marks a recomputed variable (and what it is computed from) as read.
     fn need(&mut self, v: VarId) {
         if !self.replay[v] || !self.needed.insert(v) {
@@ -755,7 +861,30 @@ impl<'b> Gen<'b> {
                 _ => quote!(#pv::save(&#bare)),
             };
             let in_top = region == 0 && !self.body.has_return;
-            let (save, restore) = if in_top {
+            let hoist = if !in_top && !post && kind == ReadKind::Value {
+                self.hoist_loop(region, a)
+            } else {
+                None
+            };
+            let (save, restore) = if let Some(lp) = hoist {
+                let hold = format_ident!("__h{}", self.n_slots - 1);
+                self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+                let n = format_ident!("__n{}", lp);
+                let first = if self.body.loops[lp].outer.is_empty() {
+                    quote!(#n == 1)
+                } else {
+                    let kn = format_ident!("__kn{}", lp);
+                    quote!(#n[#kn] == 1)
+                };
+                self.hoisted
+                    .entry(lp)
+                    .or_default()
+                    .push((slot.clone(), hold.clone()));
+                (
+                    quote!(if #first { #slot.push(#saved); }),
+                    Some(quote!(let #slot = #pv::held(&#hold);)),
+                )
+            } else if in_top {
                 (quote!(let #slot = #saved;), None)
             } else if self.body.regions[region].loop_depth == 0 {
                 self.top
@@ -1622,6 +1751,15 @@ impl<'b> Gen<'b> {
                     }
                 }
                 start.extend(self.replay_prelude(body.region));
+                for (slot, hold) in self.hoisted.get(lp).into_iter().flatten() {
+                    pre.extend(quote!(
+                        let #hold = if #n > 0 {
+                            ::core::option::Option::Some(#pv::pop(&mut #slot))
+                        } else {
+                            ::core::option::Option::None
+                        };
+                    ));
+                }
                 for s in &body.stmts {
                     if let Stmt::Let { pat: Pat::Var(v), .. } = s {
                         if let Some(slot) = self.rewound_slot.get(v) {
