@@ -95,6 +95,11 @@ pub struct Gen<'b> {
     rewound_slot: HashMap<VarId, Ident>,
     /// Loop bodies by loop.
     loop_body: HashMap<LoopId, &'b Block>,
+    /// Per variable, the last statement of the top block that may write it
+    /// (declares it, assigns it, borrows it or names it in opaque code).
+    last_write_top: Vec<usize>,
+    /// The statement of the top block the forward sweep is at.
+    cur_top: usize,
     /// Reads saved once per loop execution (`hoist_loop`): their stack and the
     /// binding that holds the popped value in the reverse sweep.
     hoisted: HashMap<LoopId, Vec<(Ident, Ident)>>,
@@ -236,6 +241,8 @@ impl<'b> Gen<'b> {
             rewound_used: HashSet::new(),
             rewound_slot: HashMap::new(),
             loop_body: HashMap::new(),
+            last_write_top: vec![0; body.vars.len()],
+            cur_top: 0,
             hoisted: HashMap::new(),
             names: HashMap::new(),
         };
@@ -253,6 +260,58 @@ impl<'b> Gen<'b> {
                 g.loop_body.insert(*lp, b);
             }
         });
+        let mut by_name: HashMap<String, Vec<VarId>> = HashMap::new();
+        for (i, v) in body.vars.iter().enumerate() {
+            by_name.entry(v.name.to_string()).or_default().push(i);
+        }
+        for (k, top) in body.block.stmts.iter().enumerate() {
+            let mut hit: Vec<VarId> = Vec::new();
+            let mut text = String::new();
+            walk(std::slice::from_ref(top), &mut |s| {
+                let expr = |e: &Expr, hit: &mut Vec<VarId>, text: &mut String| {
+                    if let Expr::Opaque { expr, .. } = e {
+                        text.push_str(&quote!(#expr).to_string());
+                        text.push(' ');
+                    }
+                    expr_places(e, &mut |p: &Place| {
+                        if p.wrap.contains(&Wrap::Ref) {
+                            hit.push(p.root);
+                        }
+                    });
+                };
+                match s {
+                    Stmt::Assign { place, value, .. } => {
+                        hit.push(place.root);
+                        expr(value, &mut hit, &mut text);
+                    }
+                    Stmt::Let { pat, value, .. } => {
+                        pat_vars(pat, &mut hit);
+                        if let Some(e) = value {
+                            expr(e, &mut hit, &mut text);
+                        }
+                    }
+                    Stmt::Loop { head, .. } => {
+                        if let LoopHead::For { pat, iter, .. } = head {
+                            text.push_str(&quote!(#pat #iter).to_string());
+                            text.push(' ');
+                        }
+                    }
+                    Stmt::Opaque(t) => {
+                        text.push_str(&t.to_string());
+                        text.push(' ');
+                    }
+                    _ => {}
+                }
+            });
+            for w in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                if let Some(vs) = by_name.get(w) {
+                    hit.extend(vs);
+                }
+            }
+            for v in hit {
+                g.last_write_top[v] = k;
+            }
+        }
         g
     }
 
@@ -765,11 +824,24 @@ impl<'b> Gen<'b> {
         }
     }
 
+    /// A binding of the top block, in scope in the reverse sweep, that no
+    /// statement from the current one on writes: the reverse sweep of this
+    /// and later statements reads its final value, which is the one the
+    /// forward sweep read (`qdiag`, filled by an earlier loop).
+    fn settled(&self, v: VarId) -> bool {
+        self.in_scope[v]
+            && self.body.vars[v].region == 0
+            && self.last_write_top[v] < self.cur_top
+    }
+
     /// Stable, or made of values the reverse sweep recomputes.
     fn atom_replayable(&self, a: &Atom) -> bool {
         match a {
             Atom::Place(p) => {
-                (self.stable[p.root] || self.replay[p.root] || self.rewound[p.root])
+                (self.stable[p.root]
+                    || self.replay[p.root]
+                    || self.rewound[p.root]
+                    || self.settled(p.root))
                     && p.proj.iter().all(|pr| match pr {
                         Proj::Field(_) => true,
                         Proj::Index(i) => self.atom_replayable(i),
@@ -1132,8 +1204,15 @@ impl<'b> Gen<'b> {
 
     pub fn forward_block(&mut self, b: &Block) -> TokenStream {
         let mut out = TokenStream::new();
-        for s in &b.stmts {
+        for (k, s) in b.stmts.iter().enumerate() {
+            if b.region == 0 {
+                self.cur_top = k;
+            }
             out.extend(self.forward_stmt(s, b.region));
+        }
+        if b.region == 0 {
+            // Reads planned after the forward sweep (the reverse of the tail).
+            self.cur_top = 0;
         }
         out
     }
