@@ -133,32 +133,32 @@ fn gmm_adjoint(
     let mut __s3 = __rt::Stack::new();
     let mut __s4 = __rt::Stack::new();
     let mut __s5 = __rt::Stack::new();
-    let mut __s6 = __rt::Stack::new();
     let mut __n5 = ::std::vec::Vec::new();
     let __ty5 = __rt::ItemType::new();
     let mut __n6 = ::std::vec::Vec::new();
     let __ty6 = __rt::ItemType::new();
+    let mut __s6 = __rt::Stack::new();
     let mut __s7 = __rt::Stack::new();
     let mut __s8 = __rt::Stack::new();
+    let mut __n7 = ::std::vec::Vec::new();
+    let __ty7 = __rt::ItemType::new();
     let mut __s9 = __rt::Stack::new();
     let mut __s10 = __rt::Stack::new();
     let mut __s11 = __rt::Stack::new();
-    let mut __n7 = ::std::vec::Vec::new();
-    let __ty7 = __rt::ItemType::new();
     let mut __s12 = __rt::Stack::new();
     let mut __s13 = __rt::Stack::new();
+    let __lit0 = 0.5;
     let mut __s14 = __rt::Stack::new();
     let mut __s15 = __rt::Stack::new();
     let mut __s16 = __rt::Stack::new();
-    let __lit0 = 0.5;
     let mut __s17 = __rt::Stack::new();
-    let mut __s18 = __rt::Stack::new();
-    let mut __s19 = __rt::Stack::new();
     let mut __n8 = ::std::vec::Vec::new();
     let __ty8 = __rt::ItemType::new();
-    let mut __s20 = __rt::Stack::new();
+    let mut __s18 = __rt::Stack::new();
     let mut __n9 = ::std::vec::Vec::new();
     let __ty9 = __rt::ItemType::new();
+    let mut __s19 = __rt::Stack::new();
+    let mut __s20 = __rt::Stack::new();
     let mut __s21 = __rt::Stack::new();
     let mut __s22 = __rt::Stack::new();
     let mut __s23 = __rt::Stack::new();
@@ -167,37 +167,33 @@ fn gmm_adjoint(
     let mut __s26 = __rt::Stack::new();
     let mut __s27 = __rt::Stack::new();
     let mut __s28 = __rt::Stack::new();
-    let mut __s29 = __rt::Stack::new();
-    let mut __s30 = __rt::Stack::new();
     let mut __n10 = 0usize;
     let __ty10 = __rt::ItemType::new();
-    let mut __s31 = __rt::Stack::new();
+    let mut __s29 = __rt::Stack::new();
     let mut __n11 = 0usize;
     let __ty11 = __rt::ItemType::new();
+    let mut __s30 = __rt::Stack::new();
+    let mut __s31 = __rt::Stack::new();
     let mut __s32 = __rt::Stack::new();
     let mut __s33 = __rt::Stack::new();
     let mut __s34 = __rt::Stack::new();
-    let mut __s35 = __rt::Stack::new();
-    let mut __s36 = __rt::Stack::new();
     let mut __n12 = 0usize;
     let __ty12 = __rt::ItemType::new();
     let mut __n13 = ::std::vec::Vec::new();
     let __ty13 = __rt::ItemType::new();
+    let mut __s43 = __rt::Stack::new();
+    let mut __s44 = __rt::Stack::new();
+    let mut __n14 = ::std::vec::Vec::new();
+    let __ty14 = __rt::ItemType::new();
+    let mut __s45 = __rt::Stack::new();
     let mut __s46 = __rt::Stack::new();
     let mut __s47 = __rt::Stack::new();
     let mut __s48 = __rt::Stack::new();
     let mut __s49 = __rt::Stack::new();
-    let mut __n14 = ::std::vec::Vec::new();
-    let __ty14 = __rt::ItemType::new();
     let mut __s50 = __rt::Stack::new();
     let mut __s51 = __rt::Stack::new();
     let mut __s52 = __rt::Stack::new();
     let mut __s53 = __rt::Stack::new();
-    let mut __s54 = __rt::Stack::new();
-    let mut __s55 = __rt::Stack::new();
-    let mut __s56 = __rt::Stack::new();
-    let mut __s57 = __rt::Stack::new();
-    let mut __s58 = __rt::Stack::new();
     let k = alpha.len();
     let __t0 = means.len();
     let d = __t0 / k;
@@ -241,11 +237,11 @@ fn gmm_adjoint(
     let mut slse = 0.0;
     let __it2 = ::core::iter::IntoIterator::into_iter(0..n);
     let __hint = ::core::iter::Iterator::size_hint(&__it2).0;
+    __s24.reserve(__hint);
+    __s25.reserve(__hint);
     __s26.reserve(__hint);
     __s27.reserve(__hint);
     __s28.reserve(__hint);
-    __s29.reserve(__hint);
-    __s30.reserve(__hint);
     for i in __it2 {
         __n2 += 1;
         __ty2.tie(&i);
@@ -253,11 +249,12 @@ fn gmm_adjoint(
         let __kn3 = __n3.len() - 1;
         let __it3 = ::core::iter::IntoIterator::into_iter(0..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it3).0;
+        __s12.reserve(__hint);
+        __s13.reserve(__hint);
+        __s14.reserve(__hint);
         __s15.reserve(__hint);
         __s16.reserve(__hint);
         __s17.reserve(__hint);
-        __s18.reserve(__hint);
-        __s19.reserve(__hint);
         for j_1 in __it3 {
             __n3[__kn3] += 1;
             __ty3.tie(&j_1);
@@ -268,7 +265,6 @@ fn gmm_adjoint(
             __s3.reserve(__hint);
             __s4.reserve(__hint);
             __s5.reserve(__hint);
-            __s6.reserve(__hint);
             for t_1 in __it4 {
                 __n4[__kn4] += 1;
                 __ty4.tie(&t_1);
@@ -282,7 +278,6 @@ fn gmm_adjoint(
                 let __t15 = j_1 * d;
                 let __t16 = __t15 + t_1;
                 __s5.push(__rt::save_owned(__rt::prim(&xc[t_1])));
-                __s6.push(__rt::save_owned(__rt::prim(&qdiag[__t16])));
                 qxc[t_1] = qdiag[__t16] * xc[t_1];
             }
             let mut li = j_1 * l_sz;
@@ -297,18 +292,15 @@ fn gmm_adjoint(
                 let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
                 __s7.reserve(__hint);
                 __s8.reserve(__hint);
-                __s9.reserve(__hint);
-                __s10.reserve(__hint);
-                __s11.reserve(__hint);
                 for r in __it6 {
                     __n6[__kn6] += 1;
                     __ty6.tie(&r);
-                    __s7.push(__rt::save_owned(__rt::prim(&xc[c])));
-                    __s8.push(__rt::save_owned(__rt::prim(&l[li])));
-                    __s9.push(__rt::save(&li));
+                    if __n6[__kn6] == 1 {
+                        __s6.push(__rt::save_owned(__rt::prim(&xc[c])));
+                    }
                     let __t17 = l[li] * xc[c];
-                    __s10.push(__rt::shape_of(__rt::prim(&qxc[r])));
-                    __s11.push(__rt::shape_of(__rt::prim(&__t17)));
+                    __s7.push(__rt::shape_of(__rt::prim(&qxc[r])));
+                    __s8.push(__rt::shape_of(__rt::prim(&__t17)));
                     qxc[r] += __t17;
                     li += 1;
                 }
@@ -318,38 +310,39 @@ fn gmm_adjoint(
             let __kn7 = __n7.len() - 1;
             let __it7 = ::core::iter::IntoIterator::into_iter(0..d);
             let __hint = ::core::iter::Iterator::size_hint(&__it7).0;
-            __s12.reserve(__hint);
-            __s13.reserve(__hint);
-            __s14.reserve(__hint);
+            __s9.reserve(__hint);
+            __s10.reserve(__hint);
+            __s11.reserve(__hint);
             for t_2 in __it7 {
                 __n7[__kn7] += 1;
                 __ty7.tie(&t_2);
-                __s12.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
+                __s9.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
                 let __t18 = qxc[t_2] * qxc[t_2];
-                __s13.push(__rt::shape_of(__rt::prim(&sq)));
-                __s14.push(__rt::shape_of(__rt::prim(&__t18)));
+                __s10.push(__rt::shape_of(__rt::prim(&sq)));
+                __s11.push(__rt::shape_of(__rt::prim(&__t18)));
                 sq += __t18;
             }
-            __s15.push(__rt::shape_of(__rt::prim(&alpha[j_1])));
-            __s16.push(__rt::shape_of(__rt::prim(&sum_q[j_1])));
+            __s12.push(__rt::shape_of(__rt::prim(&alpha[j_1])));
+            __s13.push(__rt::shape_of(__rt::prim(&sum_q[j_1])));
             let __t19 = alpha[j_1] + sum_q[j_1];
-            __s17.push(__rt::shape_of(__rt::prim(&sq)));
+            __s14.push(__rt::shape_of(__rt::prim(&sq)));
             let __t20 = __lit0 * sq;
-            __s18.push(__rt::shape_of(__rt::prim(&__t19)));
-            __s19.push(__rt::shape_of(__rt::prim(&__t20)));
+            __s15.push(__rt::shape_of(__rt::prim(&__t19)));
+            __s16.push(__rt::shape_of(__rt::prim(&__t20)));
             beta[j_1] = __t19 - __t20;
+            __s17.push(li);
         }
         let mut mx = beta[0];
         __n8.push(0usize);
         let __kn8 = __n8.len() - 1;
         let __it8 = ::core::iter::IntoIterator::into_iter(1..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it8).0;
-        __s20.reserve(__hint);
+        __s18.reserve(__hint);
         for j_2 in __it8 {
             __n8[__kn8] += 1;
             __ty8.tie(&j_2);
             let __t21 = beta[j_2] > mx;
-            __s20.push(__rt::save(&__t21));
+            __s18.push(__rt::save(&__t21));
             if __t21 {
                 mx = beta[j_2];
             }
@@ -359,41 +352,41 @@ fn gmm_adjoint(
         let __kn9 = __n9.len() - 1;
         let __it9 = ::core::iter::IntoIterator::into_iter(0..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it9).0;
+        __s19.reserve(__hint);
+        __s20.reserve(__hint);
         __s21.reserve(__hint);
         __s22.reserve(__hint);
         __s23.reserve(__hint);
-        __s24.reserve(__hint);
-        __s25.reserve(__hint);
         for j_3 in __it9 {
             __n9[__kn9] += 1;
             __ty9.tie(&j_3);
-            __s21.push(__rt::shape_of(__rt::prim(&beta[j_3])));
-            __s22.push(__rt::shape_of(__rt::prim(&mx)));
+            __s19.push(__rt::shape_of(__rt::prim(&beta[j_3])));
+            __s20.push(__rt::shape_of(__rt::prim(&mx)));
             let __t22 = beta[j_3] - mx;
             let __t23 = __t22.exp();
-            __s23.push(__rt::save_owned(__rt::prim(&__t23)));
-            __s24.push(__rt::shape_of(__rt::prim(&se)));
-            __s25.push(__rt::shape_of(__rt::prim(&__t23)));
+            __s21.push(__rt::save_owned(__rt::prim(&__t23)));
+            __s22.push(__rt::shape_of(__rt::prim(&se)));
+            __s23.push(__rt::shape_of(__rt::prim(&__t23)));
             se += __t23;
         }
-        __s26.push(__rt::save_owned(__rt::prim(&se)));
+        __s24.push(__rt::save_owned(__rt::prim(&se)));
         let __t24 = se.ln();
-        __s27.push(__rt::shape_of(__rt::prim(&mx)));
-        __s28.push(__rt::shape_of(__rt::prim(&__t24)));
+        __s25.push(__rt::shape_of(__rt::prim(&mx)));
+        __s26.push(__rt::shape_of(__rt::prim(&__t24)));
         let __t25 = mx + __t24;
-        __s29.push(__rt::shape_of(__rt::prim(&slse)));
-        __s30.push(__rt::shape_of(__rt::prim(&__t25)));
+        __s27.push(__rt::shape_of(__rt::prim(&slse)));
+        __s28.push(__rt::shape_of(__rt::prim(&__t25)));
         slse += __t25;
     }
     let mut amax = alpha[0];
     let __it10 = ::core::iter::IntoIterator::into_iter(1..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it10).0;
-    __s31.reserve(__hint);
+    __s29.reserve(__hint);
     for j_4 in __it10 {
         __n10 += 1;
         __ty10.tie(&j_4);
         let __t26 = alpha[j_4] > amax;
-        __s31.push(__rt::save(&__t26));
+        __s29.push(__rt::save(&__t26));
         if __t26 {
             amax = alpha[j_4];
         }
@@ -401,27 +394,26 @@ fn gmm_adjoint(
     let mut asum = 0.0;
     let __it11 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it11).0;
+    __s30.reserve(__hint);
+    __s31.reserve(__hint);
     __s32.reserve(__hint);
     __s33.reserve(__hint);
     __s34.reserve(__hint);
-    __s35.reserve(__hint);
-    __s36.reserve(__hint);
     for j_5 in __it11 {
         __n11 += 1;
         __ty11.tie(&j_5);
-        __s32.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
-        __s33.push(__rt::shape_of(__rt::prim(&amax)));
+        __s30.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
+        __s31.push(__rt::shape_of(__rt::prim(&amax)));
         let __t27 = alpha[j_5] - amax;
         let __t28 = __t27.exp();
-        __s34.push(__rt::save_owned(__rt::prim(&__t28)));
-        __s35.push(__rt::shape_of(__rt::prim(&asum)));
-        __s36.push(__rt::shape_of(__rt::prim(&__t28)));
+        __s32.push(__rt::save_owned(__rt::prim(&__t28)));
+        __s33.push(__rt::shape_of(__rt::prim(&asum)));
+        __s34.push(__rt::shape_of(__rt::prim(&__t28)));
         asum += __t28;
     }
-    let __s37 = __rt::save_owned(__rt::prim(&asum));
     let __t29 = asum.ln();
-    let __s38 = __rt::shape_of(__rt::prim(&amax));
-    let __s39 = __rt::shape_of(__rt::prim(&__t29));
+    let __s35 = __rt::shape_of(__rt::prim(&amax));
+    let __s36 = __rt::shape_of(__rt::prim(&__t29));
     let lse_alpha = amax + __t29;
     let __t30 = 2.0 * std::f64::consts::PI;
     let log_2pi = __t30.ln();
@@ -429,14 +421,14 @@ fn gmm_adjoint(
     let __t32 = d as f64;
     let __t33 = 0.5 * __t32;
     let __t34 = __t33 * log_2pi;
-    let __s40 = __rt::shape_of(__rt::prim(&__t34));
-    let __s41 = __rt::shape_of(__rt::prim(&lse_alpha));
+    let __s37 = __rt::shape_of(__rt::prim(&__t34));
+    let __s38 = __rt::shape_of(__rt::prim(&lse_alpha));
     let __t35 = __t34 + lse_alpha;
-    let __s42 = __rt::save_owned(__rt::prim(&__t31));
-    let __s43 = __rt::shape_of(__rt::prim(&__t35));
+    let __s39 = __rt::save_owned(__rt::prim(&__t31));
+    let __s40 = __rt::shape_of(__rt::prim(&__t35));
     let __t36 = __t31 * __t35;
-    let __s44 = __rt::shape_of(__rt::prim(&slse));
-    let __s45 = __rt::shape_of(__rt::prim(&__t36));
+    let __s41 = __rt::shape_of(__rt::prim(&slse));
+    let __s42 = __rt::shape_of(__rt::prim(&__t36));
     let likelihood = slse - __t36;
     let __t37 = d + m;
     let __t38 = __t37 + 1;
@@ -454,13 +446,13 @@ fn gmm_adjoint(
     let mut prior = 0.0;
     let __it12 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it12).0;
+    __s47.reserve(__hint);
+    __s48.reserve(__hint);
+    __s49.reserve(__hint);
+    __s50.reserve(__hint);
+    __s51.reserve(__hint);
     __s52.reserve(__hint);
     __s53.reserve(__hint);
-    __s54.reserve(__hint);
-    __s55.reserve(__hint);
-    __s56.reserve(__hint);
-    __s57.reserve(__hint);
-    __s58.reserve(__hint);
     for j_6 in __it12 {
         __n12 += 1;
         __ty12.tie(&j_6);
@@ -469,10 +461,8 @@ fn gmm_adjoint(
         let __kn13 = __n13.len() - 1;
         let __it13 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it13).0;
-        __s46.reserve(__hint);
-        __s47.reserve(__hint);
-        __s48.reserve(__hint);
-        __s49.reserve(__hint);
+        __s43.reserve(__hint);
+        __s44.reserve(__hint);
         for t_3 in __it13 {
             __n13[__kn13] += 1;
             __ty13.tie(&t_3);
@@ -480,19 +470,17 @@ fn gmm_adjoint(
             let __t49 = __t48 + t_3;
             let __t50 = j_6 * d;
             let __t51 = __t50 + t_3;
-            __s46.push(__rt::save_owned(__rt::prim(&qdiag[__t51])));
-            __s47.push(__rt::save_owned(__rt::prim(&qdiag[__t49])));
             let __t52 = qdiag[__t49] * qdiag[__t51];
-            __s48.push(__rt::shape_of(__rt::prim(&frobenius)));
-            __s49.push(__rt::shape_of(__rt::prim(&__t52)));
+            __s43.push(__rt::shape_of(__rt::prim(&frobenius)));
+            __s44.push(__rt::shape_of(__rt::prim(&__t52)));
             frobenius += __t52;
         }
         __n14.push(0usize);
         let __kn14 = __n14.len() - 1;
         let __it14 = ::core::iter::IntoIterator::into_iter(0..l_sz);
         let __hint = ::core::iter::Iterator::size_hint(&__it14).0;
-        __s50.reserve(__hint);
-        __s51.reserve(__hint);
+        __s45.reserve(__hint);
+        __s46.reserve(__hint);
         for t_4 in __it14 {
             __n14[__kn14] += 1;
             __ty14.tie(&t_4);
@@ -501,28 +489,28 @@ fn gmm_adjoint(
             let __t55 = j_6 * l_sz;
             let __t56 = __t55 + t_4;
             let __t57 = l[__t54] * l[__t56];
-            __s50.push(__rt::shape_of(__rt::prim(&frobenius)));
-            __s51.push(__rt::shape_of(__rt::prim(&__t57)));
+            __s45.push(__rt::shape_of(__rt::prim(&frobenius)));
+            __s46.push(__rt::shape_of(__rt::prim(&__t57)));
             frobenius += __t57;
         }
         let __t58 = 0.5 * gamma;
         let __t59 = __t58 * gamma;
-        __s52.push(__rt::shape_of(__rt::prim(&frobenius)));
+        __s47.push(__rt::shape_of(__rt::prim(&frobenius)));
         let __t60 = __t59 * frobenius;
-        __s53.push(__rt::shape_of(__rt::prim(&__t60)));
+        __s48.push(__rt::shape_of(__rt::prim(&__t60)));
         let __t61 = c_1 - __t60;
         let __t62 = m as f64;
-        __s54.push(__rt::shape_of(__rt::prim(&sum_q[j_6])));
+        __s49.push(__rt::shape_of(__rt::prim(&sum_q[j_6])));
         let __t63 = __t62 * sum_q[j_6];
-        __s55.push(__rt::shape_of(__rt::prim(&__t61)));
-        __s56.push(__rt::shape_of(__rt::prim(&__t63)));
+        __s50.push(__rt::shape_of(__rt::prim(&__t61)));
+        __s51.push(__rt::shape_of(__rt::prim(&__t63)));
         let __t64 = __t61 + __t63;
-        __s57.push(__rt::shape_of(__rt::prim(&prior)));
-        __s58.push(__rt::shape_of(__rt::prim(&__t64)));
+        __s52.push(__rt::shape_of(__rt::prim(&prior)));
+        __s53.push(__rt::shape_of(__rt::prim(&__t64)));
         prior += __t64;
     }
-    let __s59 = __rt::shape_of(__rt::prim(&likelihood));
-    let __s60 = __rt::shape_of(__rt::prim(&prior));
+    let __s54 = __rt::shape_of(__rt::prim(&likelihood));
+    let __s55 = __rt::shape_of(__rt::prim(&prior));
     let __t65 = likelihood + prior;
     let mut __seed = d_out;
     let mut __d_alpha = __rt::zero_of(&alpha);
@@ -545,8 +533,8 @@ fn gmm_adjoint(
     let mut __d_prior = __rt::zero_of(&prior);
     let mut __dt65 = __rt::zero();
     __rt::acc(&mut __dt65, __rt::take(&mut __seed));
-    __rt::acc(&mut __d_likelihood, __rt::rules::AddOp::d_lhs(&__s59, &__s60, &__dt65));
-    __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_rhs(&__s59, &__s60, &__dt65));
+    __rt::acc(&mut __d_likelihood, __rt::rules::AddOp::d_lhs(&__s54, &__s55, &__dt65));
+    __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_rhs(&__s54, &__s55, &__dt65));
     let __lo12 = 0;
     for __r in 0..__n12 {
         let j_6 = __rt::range_nth(&__ty12, __lo12, __n12 - 1 - __r);
@@ -558,29 +546,29 @@ fn gmm_adjoint(
         let mut __dt61 = __rt::zero();
         let mut __dt63 = __rt::zero();
         let mut __dt64 = __rt::zero();
-        let __s57 = __rt::pop(&mut __s57);
-        let __s58 = __rt::pop(&mut __s58);
+        let __s52 = __rt::pop(&mut __s52);
+        let __s53 = __rt::pop(&mut __s53);
         let __g1 = __rt::take(&mut __d_prior);
-        __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_lhs(&__s57, &__s58, &__g1));
-        __rt::acc(&mut __dt64, __rt::rules::AddOp::d_rhs(&__s57, &__s58, &__g1));
-        let __s55 = __rt::pop(&mut __s55);
-        let __s56 = __rt::pop(&mut __s56);
-        __rt::acc(&mut __dt61, __rt::rules::AddOp::d_lhs(&__s55, &__s56, &__dt64));
-        __rt::acc(&mut __dt63, __rt::rules::AddOp::d_rhs(&__s55, &__s56, &__dt64));
-        let __s54 = __rt::pop(&mut __s54);
+        __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_lhs(&__s52, &__s53, &__g1));
+        __rt::acc(&mut __dt64, __rt::rules::AddOp::d_rhs(&__s52, &__s53, &__g1));
+        let __s50 = __rt::pop(&mut __s50);
+        let __s51 = __rt::pop(&mut __s51);
+        __rt::acc(&mut __dt61, __rt::rules::AddOp::d_lhs(&__s50, &__s51, &__dt64));
+        __rt::acc(&mut __dt63, __rt::rules::AddOp::d_rhs(&__s50, &__s51, &__dt64));
+        let __s49 = __rt::pop(&mut __s49);
         __rt::acc(
             &mut (*__rt::elem_mut(&mut __d_sum_q, j_6)),
-            __rt::rules::MulOp::d_rhs(__rt::prim(&__t62), &__s54, &__dt63),
+            __rt::rules::MulOp::d_rhs(__rt::prim(&__t62), &__s49, &__dt63),
         );
-        let __s53 = __rt::pop(&mut __s53);
+        let __s48 = __rt::pop(&mut __s48);
         __rt::acc(
             &mut __dt60,
-            __rt::rules::SubOp::d_rhs(&__rt::shape_of(__rt::prim(&c_1)), &__s53, &__dt61),
+            __rt::rules::SubOp::d_rhs(&__rt::shape_of(__rt::prim(&c_1)), &__s48, &__dt61),
         );
-        let __s52 = __rt::pop(&mut __s52);
+        let __s47 = __rt::pop(&mut __s47);
         __rt::acc(
             &mut __d_frobenius,
-            __rt::rules::MulOp::d_rhs(__rt::prim(&__t59), &__s52, &__dt60),
+            __rt::rules::MulOp::d_rhs(__rt::prim(&__t59), &__s47, &__dt60),
         );
         let __n14 = __rt::pop(&mut __n14);
         let __lo14 = 0;
@@ -591,14 +579,14 @@ fn gmm_adjoint(
             let __t55 = j_6 * l_sz;
             let __t56 = __t55 + t_4;
             let mut __dt57 = __rt::zero();
-            let __s50 = __rt::pop(&mut __s50);
-            let __s51 = __rt::pop(&mut __s51);
+            let __s45 = __rt::pop(&mut __s45);
+            let __s46 = __rt::pop(&mut __s46);
             let __g2 = __rt::take(&mut __d_frobenius);
             __rt::acc(
                 &mut __d_frobenius,
-                __rt::rules::AddOp::d_lhs(&__s50, &__s51, &__g2),
+                __rt::rules::AddOp::d_lhs(&__s45, &__s46, &__g2),
             );
-            __rt::acc(&mut __dt57, __rt::rules::AddOp::d_rhs(&__s50, &__s51, &__g2));
+            __rt::acc(&mut __dt57, __rt::rules::AddOp::d_rhs(&__s45, &__s46, &__g2));
             __rt::acc(
                 &mut (*__rt::elem_mut(&mut __d_l, __t54)),
                 __rt::rules::MulOp::d_lhs(
@@ -625,69 +613,67 @@ fn gmm_adjoint(
             let __t50 = j_6 * d;
             let __t51 = __t50 + t_3;
             let mut __dt52 = __rt::zero();
-            let __s48 = __rt::pop(&mut __s48);
-            let __s49 = __rt::pop(&mut __s49);
+            let __s43 = __rt::pop(&mut __s43);
+            let __s44 = __rt::pop(&mut __s44);
             let __g3 = __rt::take(&mut __d_frobenius);
             __rt::acc(
                 &mut __d_frobenius,
-                __rt::rules::AddOp::d_lhs(&__s48, &__s49, &__g3),
+                __rt::rules::AddOp::d_lhs(&__s43, &__s44, &__g3),
             );
-            __rt::acc(&mut __dt52, __rt::rules::AddOp::d_rhs(&__s48, &__s49, &__g3));
-            let __s46 = __rt::pop(&mut __s46);
-            let __s47 = __rt::pop(&mut __s47);
+            __rt::acc(&mut __dt52, __rt::rules::AddOp::d_rhs(&__s43, &__s44, &__g3));
             __rt::acc(
                 &mut (*__rt::elem_mut(&mut __d_qdiag, __t49)),
                 __rt::rules::MulOp::d_lhs(
-                    &__rt::shape_of(__rt::prim(&__s47)),
-                    __rt::prim(&__s46),
+                    &__rt::shape_of(__rt::prim(&qdiag[__t49])),
+                    __rt::prim(&qdiag[__t51]),
                     &__dt52,
                 ),
             );
             __rt::acc(
                 &mut (*__rt::elem_mut(&mut __d_qdiag, __t51)),
                 __rt::rules::MulOp::d_rhs(
-                    __rt::prim(&__s47),
-                    &__rt::shape_of(__rt::prim(&__s46)),
+                    __rt::prim(&qdiag[__t49]),
+                    &__rt::shape_of(__rt::prim(&qdiag[__t51])),
                     &__dt52,
                 ),
             );
         }
     }
-    __rt::acc(&mut __d_slse, __rt::rules::SubOp::d_lhs(&__s44, &__s45, &__d_likelihood));
-    __rt::acc(&mut __dt36, __rt::rules::SubOp::d_rhs(&__s44, &__s45, &__d_likelihood));
+    __rt::acc(&mut __d_slse, __rt::rules::SubOp::d_lhs(&__s41, &__s42, &__d_likelihood));
+    __rt::acc(&mut __dt36, __rt::rules::SubOp::d_rhs(&__s41, &__s42, &__d_likelihood));
     __rt::acc(
         &mut __dt35,
-        __rt::rules::MulOp::d_rhs(__rt::prim(&__s42), &__s43, &__dt36),
+        __rt::rules::MulOp::d_rhs(__rt::prim(&__s39), &__s40, &__dt36),
     );
-    __rt::acc(&mut __d_lse_alpha, __rt::rules::AddOp::d_rhs(&__s40, &__s41, &__dt35));
-    __rt::acc(&mut __d_amax, __rt::rules::AddOp::d_lhs(&__s38, &__s39, &__d_lse_alpha));
-    __rt::acc(&mut __dt29, __rt::rules::AddOp::d_rhs(&__s38, &__s39, &__d_lse_alpha));
-    __rt::acc(&mut __d_asum, __rt::rules::Ln::d_x(__rt::prim(&__s37), &__dt29));
+    __rt::acc(&mut __d_lse_alpha, __rt::rules::AddOp::d_rhs(&__s37, &__s38, &__dt35));
+    __rt::acc(&mut __d_amax, __rt::rules::AddOp::d_lhs(&__s35, &__s36, &__d_lse_alpha));
+    __rt::acc(&mut __dt29, __rt::rules::AddOp::d_rhs(&__s35, &__s36, &__d_lse_alpha));
+    __rt::acc(&mut __d_asum, __rt::rules::Ln::d_x(__rt::prim(&asum), &__dt29));
     let __lo11 = 0;
     for __r in 0..__n11 {
         let j_5 = __rt::range_nth(&__ty11, __lo11, __n11 - 1 - __r);
         let mut __dt27 = __rt::zero();
         let mut __dt28 = __rt::zero();
-        let __s35 = __rt::pop(&mut __s35);
-        let __s36 = __rt::pop(&mut __s36);
-        let __g4 = __rt::take(&mut __d_asum);
-        __rt::acc(&mut __d_asum, __rt::rules::AddOp::d_lhs(&__s35, &__s36, &__g4));
-        __rt::acc(&mut __dt28, __rt::rules::AddOp::d_rhs(&__s35, &__s36, &__g4));
-        let __s34 = __rt::pop(&mut __s34);
-        __rt::acc(&mut __dt27, __rt::rules::Exp::d_x(__rt::prim(&__s34), &__dt28));
-        let __s32 = __rt::pop(&mut __s32);
         let __s33 = __rt::pop(&mut __s33);
+        let __s34 = __rt::pop(&mut __s34);
+        let __g4 = __rt::take(&mut __d_asum);
+        __rt::acc(&mut __d_asum, __rt::rules::AddOp::d_lhs(&__s33, &__s34, &__g4));
+        __rt::acc(&mut __dt28, __rt::rules::AddOp::d_rhs(&__s33, &__s34, &__g4));
+        let __s32 = __rt::pop(&mut __s32);
+        __rt::acc(&mut __dt27, __rt::rules::Exp::d_x(__rt::prim(&__s32), &__dt28));
+        let __s30 = __rt::pop(&mut __s30);
+        let __s31 = __rt::pop(&mut __s31);
         __rt::acc(
             &mut (*__rt::elem_mut(&mut __d_alpha, j_5)),
-            __rt::rules::SubOp::d_lhs(&__s32, &__s33, &__dt27),
+            __rt::rules::SubOp::d_lhs(&__s30, &__s31, &__dt27),
         );
-        __rt::acc(&mut __d_amax, __rt::rules::SubOp::d_rhs(&__s32, &__s33, &__dt27));
+        __rt::acc(&mut __d_amax, __rt::rules::SubOp::d_rhs(&__s30, &__s31, &__dt27));
     }
     let __lo10 = 1;
     for __r in 0..__n10 {
         let j_4 = __rt::range_nth(&__ty10, __lo10, __n10 - 1 - __r);
-        let __s31 = __rt::pop(&mut __s31);
-        if __s31 {
+        let __s29 = __rt::pop(&mut __s29);
+        if __s29 {
             let __g5 = __rt::take(&mut __d_amax);
             __rt::acc(&mut (*__rt::elem_mut(&mut __d_alpha, j_4)), __g5);
         }
@@ -698,44 +684,44 @@ fn gmm_adjoint(
         let mut __d_se = __rt::zero();
         let mut __dt24 = __rt::zero();
         let mut __dt25 = __rt::zero();
-        let __s29 = __rt::pop(&mut __s29);
-        let __s30 = __rt::pop(&mut __s30);
-        let __g6 = __rt::take(&mut __d_slse);
-        __rt::acc(&mut __d_slse, __rt::rules::AddOp::d_lhs(&__s29, &__s30, &__g6));
-        __rt::acc(&mut __dt25, __rt::rules::AddOp::d_rhs(&__s29, &__s30, &__g6));
         let __s27 = __rt::pop(&mut __s27);
         let __s28 = __rt::pop(&mut __s28);
-        __rt::acc(&mut __d_mx, __rt::rules::AddOp::d_lhs(&__s27, &__s28, &__dt25));
-        __rt::acc(&mut __dt24, __rt::rules::AddOp::d_rhs(&__s27, &__s28, &__dt25));
+        let __g6 = __rt::take(&mut __d_slse);
+        __rt::acc(&mut __d_slse, __rt::rules::AddOp::d_lhs(&__s27, &__s28, &__g6));
+        __rt::acc(&mut __dt25, __rt::rules::AddOp::d_rhs(&__s27, &__s28, &__g6));
+        let __s25 = __rt::pop(&mut __s25);
         let __s26 = __rt::pop(&mut __s26);
-        __rt::acc(&mut __d_se, __rt::rules::Ln::d_x(__rt::prim(&__s26), &__dt24));
+        __rt::acc(&mut __d_mx, __rt::rules::AddOp::d_lhs(&__s25, &__s26, &__dt25));
+        __rt::acc(&mut __dt24, __rt::rules::AddOp::d_rhs(&__s25, &__s26, &__dt25));
+        let __s24 = __rt::pop(&mut __s24);
+        __rt::acc(&mut __d_se, __rt::rules::Ln::d_x(__rt::prim(&__s24), &__dt24));
         let __n9 = __rt::pop(&mut __n9);
         let __lo9 = 0;
         for __r in 0..__n9 {
             let j_3 = __rt::range_nth(&__ty9, __lo9, __n9 - 1 - __r);
             let mut __dt22 = __rt::zero();
             let mut __dt23 = __rt::zero();
-            let __s24 = __rt::pop(&mut __s24);
-            let __s25 = __rt::pop(&mut __s25);
-            let __g7 = __rt::take(&mut __d_se);
-            __rt::acc(&mut __d_se, __rt::rules::AddOp::d_lhs(&__s24, &__s25, &__g7));
-            __rt::acc(&mut __dt23, __rt::rules::AddOp::d_rhs(&__s24, &__s25, &__g7));
-            let __s23 = __rt::pop(&mut __s23);
-            __rt::acc(&mut __dt22, __rt::rules::Exp::d_x(__rt::prim(&__s23), &__dt23));
-            let __s21 = __rt::pop(&mut __s21);
             let __s22 = __rt::pop(&mut __s22);
+            let __s23 = __rt::pop(&mut __s23);
+            let __g7 = __rt::take(&mut __d_se);
+            __rt::acc(&mut __d_se, __rt::rules::AddOp::d_lhs(&__s22, &__s23, &__g7));
+            __rt::acc(&mut __dt23, __rt::rules::AddOp::d_rhs(&__s22, &__s23, &__g7));
+            let __s21 = __rt::pop(&mut __s21);
+            __rt::acc(&mut __dt22, __rt::rules::Exp::d_x(__rt::prim(&__s21), &__dt23));
+            let __s19 = __rt::pop(&mut __s19);
+            let __s20 = __rt::pop(&mut __s20);
             __rt::acc(
                 &mut (*__rt::elem_mut(&mut __d_beta, j_3)),
-                __rt::rules::SubOp::d_lhs(&__s21, &__s22, &__dt22),
+                __rt::rules::SubOp::d_lhs(&__s19, &__s20, &__dt22),
             );
-            __rt::acc(&mut __d_mx, __rt::rules::SubOp::d_rhs(&__s21, &__s22, &__dt22));
+            __rt::acc(&mut __d_mx, __rt::rules::SubOp::d_rhs(&__s19, &__s20, &__dt22));
         }
         let __n8 = __rt::pop(&mut __n8);
         let __lo8 = 1;
         for __r in 0..__n8 {
             let j_2 = __rt::range_nth(&__ty8, __lo8, __n8 - 1 - __r);
-            let __s20 = __rt::pop(&mut __s20);
-            if __s20 {
+            let __s18 = __rt::pop(&mut __s18);
+            if __s18 {
                 let __g8 = __rt::take(&mut __d_mx);
                 __rt::acc(&mut (*__rt::elem_mut(&mut __d_beta, j_2)), __g8);
             }
@@ -745,59 +731,60 @@ fn gmm_adjoint(
         let __lo3 = 0;
         for __r in 0..__n3 {
             let j_1 = __rt::range_nth(&__ty3, __lo3, __n3 - 1 - __r);
+            let mut li = __rt::pop(&mut __s17);
             let mut __d_sq = __rt::zero();
             let mut __dt19 = __rt::zero();
             let mut __dt20 = __rt::zero();
-            let __s18 = __rt::pop(&mut __s18);
-            let __s19 = __rt::pop(&mut __s19);
-            let __g9 = __rt::take(&mut (*__rt::elem_mut(&mut __d_beta, j_1)));
-            __rt::acc(&mut __dt19, __rt::rules::SubOp::d_lhs(&__s18, &__s19, &__g9));
-            __rt::acc(&mut __dt20, __rt::rules::SubOp::d_rhs(&__s18, &__s19, &__g9));
-            let __s17 = __rt::pop(&mut __s17);
-            __rt::acc(
-                &mut __d_sq,
-                __rt::rules::MulOp::d_rhs(__rt::prim(&__lit0), &__s17, &__dt20),
-            );
             let __s15 = __rt::pop(&mut __s15);
             let __s16 = __rt::pop(&mut __s16);
+            let __g9 = __rt::take(&mut (*__rt::elem_mut(&mut __d_beta, j_1)));
+            __rt::acc(&mut __dt19, __rt::rules::SubOp::d_lhs(&__s15, &__s16, &__g9));
+            __rt::acc(&mut __dt20, __rt::rules::SubOp::d_rhs(&__s15, &__s16, &__g9));
+            let __s14 = __rt::pop(&mut __s14);
+            __rt::acc(
+                &mut __d_sq,
+                __rt::rules::MulOp::d_rhs(__rt::prim(&__lit0), &__s14, &__dt20),
+            );
+            let __s12 = __rt::pop(&mut __s12);
+            let __s13 = __rt::pop(&mut __s13);
             __rt::acc(
                 &mut (*__rt::elem_mut(&mut __d_alpha, j_1)),
-                __rt::rules::AddOp::d_lhs(&__s15, &__s16, &__dt19),
+                __rt::rules::AddOp::d_lhs(&__s12, &__s13, &__dt19),
             );
             __rt::acc(
                 &mut (*__rt::elem_mut(&mut __d_sum_q, j_1)),
-                __rt::rules::AddOp::d_rhs(&__s15, &__s16, &__dt19),
+                __rt::rules::AddOp::d_rhs(&__s12, &__s13, &__dt19),
             );
             let __n7 = __rt::pop(&mut __n7);
             let __lo7 = 0;
             for __r in 0..__n7 {
                 let t_2 = __rt::range_nth(&__ty7, __lo7, __n7 - 1 - __r);
                 let mut __dt18 = __rt::zero();
-                let __s13 = __rt::pop(&mut __s13);
-                let __s14 = __rt::pop(&mut __s14);
+                let __s10 = __rt::pop(&mut __s10);
+                let __s11 = __rt::pop(&mut __s11);
                 let __g10 = __rt::take(&mut __d_sq);
                 __rt::acc(
                     &mut __d_sq,
-                    __rt::rules::AddOp::d_lhs(&__s13, &__s14, &__g10),
+                    __rt::rules::AddOp::d_lhs(&__s10, &__s11, &__g10),
                 );
                 __rt::acc(
                     &mut __dt18,
-                    __rt::rules::AddOp::d_rhs(&__s13, &__s14, &__g10),
+                    __rt::rules::AddOp::d_rhs(&__s10, &__s11, &__g10),
                 );
-                let __s12 = __rt::pop(&mut __s12);
+                let __s9 = __rt::pop(&mut __s9);
                 __rt::acc(
                     &mut (*__rt::elem_mut(&mut __d_qxc, t_2)),
                     __rt::rules::MulOp::d_lhs(
-                        &__rt::shape_of(__rt::prim(&__s12)),
-                        __rt::prim(&__s12),
+                        &__rt::shape_of(__rt::prim(&__s9)),
+                        __rt::prim(&__s9),
                         &__dt18,
                     ),
                 );
                 __rt::acc(
                     &mut (*__rt::elem_mut(&mut __d_qxc, t_2)),
                     __rt::rules::MulOp::d_rhs(
-                        __rt::prim(&__s12),
-                        &__rt::shape_of(__rt::prim(&__s12)),
+                        __rt::prim(&__s9),
+                        &__rt::shape_of(__rt::prim(&__s9)),
                         &__dt18,
                     ),
                 );
@@ -808,36 +795,40 @@ fn gmm_adjoint(
                 let c = __rt::range_nth(&__ty5, __lo5, __n5 - 1 - __r);
                 let __n6 = __rt::pop(&mut __n6);
                 let __lo6 = c + 1;
+                let __h6 = if __n6 > 0 {
+                    ::core::option::Option::Some(__rt::pop(&mut __s6))
+                } else {
+                    ::core::option::Option::None
+                };
                 for __r in 0..__n6 {
                     let r = __rt::range_nth(&__ty6, __lo6, __n6 - 1 - __r);
                     let mut __dt17 = __rt::zero();
-                    let __s10 = __rt::pop(&mut __s10);
-                    let __s11 = __rt::pop(&mut __s11);
+                    li -= 1;
+                    let __s7 = __rt::pop(&mut __s7);
+                    let __s8 = __rt::pop(&mut __s8);
                     let __g11 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, r)));
                     __rt::acc(
                         &mut (*__rt::elem_mut(&mut __d_qxc, r)),
-                        __rt::rules::AddOp::d_lhs(&__s10, &__s11, &__g11),
+                        __rt::rules::AddOp::d_lhs(&__s7, &__s8, &__g11),
                     );
                     __rt::acc(
                         &mut __dt17,
-                        __rt::rules::AddOp::d_rhs(&__s10, &__s11, &__g11),
+                        __rt::rules::AddOp::d_rhs(&__s7, &__s8, &__g11),
                     );
-                    let __s7 = __rt::pop(&mut __s7);
-                    let __s8 = __rt::pop(&mut __s8);
-                    let __s9 = __rt::pop(&mut __s9);
+                    let __s6 = __rt::held(&__h6);
                     __rt::acc(
-                        &mut (*__rt::elem_mut(&mut __d_l, __s9)),
+                        &mut (*__rt::elem_mut(&mut __d_l, li)),
                         __rt::rules::MulOp::d_lhs(
-                            &__rt::shape_of(__rt::prim(&__s8)),
-                            __rt::prim(&__s7),
+                            &__rt::shape_of(__rt::prim(&l[li])),
+                            __rt::prim(&__s6),
                             &__dt17,
                         ),
                     );
                     __rt::acc(
                         &mut (*__rt::elem_mut(&mut __d_xc, c)),
                         __rt::rules::MulOp::d_rhs(
-                            __rt::prim(&__s8),
-                            &__rt::shape_of(__rt::prim(&__s7)),
+                            __rt::prim(&l[li]),
+                            &__rt::shape_of(__rt::prim(&__s6)),
                             &__dt17,
                         ),
                     );
@@ -852,12 +843,11 @@ fn gmm_adjoint(
                 let __t15 = j_1 * d;
                 let __t16 = __t15 + t_1;
                 let __s5 = __rt::pop(&mut __s5);
-                let __s6 = __rt::pop(&mut __s6);
                 let __g12 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, t_1)));
                 __rt::acc(
                     &mut (*__rt::elem_mut(&mut __d_qdiag, __t16)),
                     __rt::rules::MulOp::d_lhs(
-                        &__rt::shape_of(__rt::prim(&__s6)),
+                        &__rt::shape_of(__rt::prim(&qdiag[__t16])),
                         __rt::prim(&__s5),
                         &__g12,
                     ),
@@ -865,7 +855,7 @@ fn gmm_adjoint(
                 __rt::acc(
                     &mut (*__rt::elem_mut(&mut __d_xc, t_1)),
                     __rt::rules::MulOp::d_rhs(
-                        __rt::prim(&__s6),
+                        __rt::prim(&qdiag[__t16]),
                         &__rt::shape_of(__rt::prim(&__s5)),
                         &__g12,
                     ),

@@ -60,7 +60,6 @@ pub fn rnn_adjoint(
         h = __t2.tanh();
         __s3.push(__rt::save_owned(__rt::prim(&h)));
     }
-    let __s4 = __rt::save_owned(__rt::prim(&h));
     let __t3 = h * h;
     let mut __seed = d_out;
     let mut __d_w = __rt::zero_of(&w);
@@ -72,16 +71,16 @@ pub fn rnn_adjoint(
     __rt::acc(
         &mut __d_h,
         __rt::rules::MulOp::d_lhs(
-            &__rt::shape_of(__rt::prim(&__s4)),
-            __rt::prim(&__s4),
+            &__rt::shape_of(__rt::prim(&h)),
+            __rt::prim(&h),
             &__dt3,
         ),
     );
     __rt::acc(
         &mut __d_h,
         __rt::rules::MulOp::d_rhs(
-            __rt::prim(&__s4),
-            &__rt::shape_of(__rt::prim(&__s4)),
+            __rt::prim(&h),
+            &__rt::shape_of(__rt::prim(&h)),
             &__dt3,
         ),
     );

@@ -84,6 +84,25 @@ pub struct Gen<'b> {
     replay_lets: HashMap<RegionId, Vec<(VarId, StmtId, Expr)>>,
     /// Replayed variables the reverse sweep reads.
     needed: HashSet<VarId>,
+    /// Rewound counters (`find_rewound`): inactive `let mut` bindings at the
+    /// top level of a loop body whose only writes are `v += k` / `v -= k` with
+    /// an integer literal `k`. The reverse sweep undoes each write (`v -= k`)
+    /// instead of saving `v` per read.
+    rewound: Vec<bool>,
+    /// Rewound counters some reverse code reads, and the stack their value at
+    /// the end of each body iteration goes on.
+    rewound_used: HashSet<VarId>,
+    rewound_slot: HashMap<VarId, Ident>,
+    /// Loop bodies by loop.
+    loop_body: HashMap<LoopId, &'b Block>,
+    /// Per variable, the last statement of the top block that may write it
+    /// (declares it, assigns it, borrows it or names it in opaque code).
+    last_write_top: Vec<usize>,
+    /// The statement of the top block the forward sweep is at.
+    cur_top: usize,
+    /// Reads saved once per loop execution (`hoist_loop`): their stack and the
+    /// binding that holds the popped value in the reverse sweep.
+    hoisted: HashMap<LoopId, Vec<(Ident, Ident)>>,
     /// Variables by name (`None`: the name is not unique).
     names: HashMap<String, Option<VarId>>,
 }
@@ -218,6 +237,13 @@ impl<'b> Gen<'b> {
             replay_loops: HashMap::new(),
             replay_lets: HashMap::new(),
             needed: HashSet::new(),
+            rewound: Vec::new(),
+            rewound_used: HashSet::new(),
+            rewound_slot: HashMap::new(),
+            loop_body: HashMap::new(),
+            last_write_top: vec![0; body.vars.len()],
+            cur_top: 0,
+            hoisted: HashMap::new(),
             names: HashMap::new(),
         };
         for (i, v) in body.vars.iter().enumerate() {
@@ -227,6 +253,65 @@ impl<'b> Gen<'b> {
                 .or_insert(Some(i));
         }
         g.find_replay(&body.block.stmts);
+        g.rewound = vec![false; body.vars.len()];
+        g.find_rewound(&body.block.stmts);
+        walk(&body.block.stmts, &mut |s| {
+            if let Stmt::Loop { lp, body: b, .. } = s {
+                g.loop_body.insert(*lp, b);
+            }
+        });
+        let mut by_name: HashMap<String, Vec<VarId>> = HashMap::new();
+        for (i, v) in body.vars.iter().enumerate() {
+            by_name.entry(v.name.to_string()).or_default().push(i);
+        }
+        for (k, top) in body.block.stmts.iter().enumerate() {
+            let mut hit: Vec<VarId> = Vec::new();
+            let mut text = String::new();
+            walk(std::slice::from_ref(top), &mut |s| {
+                let expr = |e: &Expr, hit: &mut Vec<VarId>, text: &mut String| {
+                    if let Expr::Opaque { expr, .. } = e {
+                        text.push_str(&quote!(#expr).to_string());
+                        text.push(' ');
+                    }
+                    expr_places(e, &mut |p: &Place| {
+                        if p.wrap.contains(&Wrap::Ref) {
+                            hit.push(p.root);
+                        }
+                    });
+                };
+                match s {
+                    Stmt::Assign { place, value, .. } => {
+                        hit.push(place.root);
+                        expr(value, &mut hit, &mut text);
+                    }
+                    Stmt::Let { pat, value, .. } => {
+                        pat_vars(pat, &mut hit);
+                        if let Some(e) = value {
+                            expr(e, &mut hit, &mut text);
+                        }
+                    }
+                    Stmt::Loop { head, .. } => {
+                        if let LoopHead::For { pat, iter, .. } = head {
+                            text.push_str(&quote!(#pat #iter).to_string());
+                            text.push(' ');
+                        }
+                    }
+                    Stmt::Opaque(t) => {
+                        text.push_str(&t.to_string());
+                        text.push(' ');
+                    }
+                    _ => {}
+                }
+            });
+            for w in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                if let Some(vs) = by_name.get(w) {
+                    hit.extend(vs);
+                }
+            }
+            for v in hit {
+                g.last_write_top[v] = k;
+            }
+        }
         g
     }
 
@@ -475,6 +560,205 @@ impl<'b> Gen<'b> {
             .push((v, id, e.clone()));
     }
 
+    /// Finds rewound counters (`li` in `let mut li = j * n; for c in .. { ..
+    /// l[li] ..; li += 1; }`). Such a counter is declared at the top level of a
+    /// loop body with no `break`, `continue` or `return` inside it; every write
+    /// is `v += k` or `v -= k` with an integer literal `k` (exact to undo),
+    /// in code whose reverse runs (every enclosing `if`/loop up to the body has
+    /// a reverse); it is never borrowed. The forward sweep saves its value once,
+    /// at the end of each iteration of the body; the reverse iteration starts
+    /// from that value and undoes each write when it reverses it, so a read in
+    /// reverse code sees the value the forward read saw.
+    fn find_rewound(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            match s {
+                Stmt::If { then, els, .. } => {
+                    self.find_rewound(&then.stmts);
+                    self.find_rewound(&els.stmts);
+                }
+                Stmt::Loop { body, .. } => {
+                    for s in &body.stmts {
+                        if let Stmt::Let {
+                            pat: Pat::Var(v),
+                            mutable: true,
+                            value: Some(_),
+                            ..
+                        } = s
+                        {
+                            let v = *v;
+                            if !self.an.active(v)
+                                && self.body.vars[v].region == body.region
+                                && !self.borrows[v]
+                                && self.rewind_ok(&body.stmts, v, true)
+                            {
+                                self.rewound[v] = true;
+                            }
+                        }
+                    }
+                    self.find_rewound(&body.stmts);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn rewind_ok(&self, stmts: &[Stmt], v: VarId, reversed: bool) -> bool {
+        let name = self.body.vars[v].name.to_string();
+        let mut borrowed = false;
+        let mut check = |e: &Expr| {
+            expr_places(e, &mut |p: &Place| {
+                if p.root == v && p.wrap.contains(&Wrap::Ref) {
+                    borrowed = true;
+                }
+            })
+        };
+        for s in stmts {
+            match s {
+                Stmt::Break(..) | Stmt::Continue(..) | Stmt::Return(..) => return false,
+                Stmt::Assign {
+                    place,
+                    value,
+                    compound,
+                    ..
+                } => {
+                    if place.root == v {
+                        if !reversed || !place.proj.is_empty() || !place.wrap.is_empty() {
+                            return false;
+                        }
+                        match (compound, value) {
+                            (
+                                Some(BinOp::Add | BinOp::Sub),
+                                Expr::Binary(_, _, Atom::Lit(syn::Lit::Int(_))),
+                            ) => {}
+                            _ => return false,
+                        }
+                    } else {
+                        check(value);
+                    }
+                }
+                Stmt::Let { value: Some(e), .. } => check(e),
+                Stmt::If { id, then, els, .. } => {
+                    let r = reversed && self.an.has_rev.contains(id);
+                    if !self.rewind_ok(&then.stmts, v, r) || !self.rewind_ok(&els.stmts, v, r) {
+                        return false;
+                    }
+                }
+                Stmt::Loop { lp, head, body, .. } => {
+                    if let LoopHead::For { iter, .. } = head {
+                        if quote!(#iter).to_string().split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == name) {
+                            return false;
+                        }
+                    }
+                    let r = reversed && self.an.loop_rev[*lp];
+                    if !self.rewind_ok(&body.stmts, v, r) {
+                        return false;
+                    }
+                }
+                Stmt::Opaque(t) => {
+                    if t.to_string().split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == name) {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        !borrowed
+    }
+
+    /// The loop whose body is `region`, when a value read there (`xc[c]` in
+    /// `for r in c + 1..d { .. xc[c] .. }`) is the same in every iteration of
+    /// it: its root and index variables are declared outside the loop and
+    /// never written in it, and the body has no `break`, `continue`, `return`,
+    /// opaque statement or call. The read is then saved once per execution of
+    /// the loop (in its first iteration, which always reaches it) instead of
+    /// once per iteration.
+    fn hoist_loop(&self, region: RegionId, a: &Atom) -> Option<LoopId> {
+        let lp = *self.body.regions[region].loops.last()?;
+        let b = *self.loop_body.get(&lp)?;
+        if b.region != region {
+            return None;
+        }
+        let Atom::Place(_) = a else {
+            return None;
+        };
+        fn scan(
+            stmts: &[Stmt],
+            ok: &mut bool,
+            written: &mut HashSet<VarId>,
+            text: &mut String,
+        ) {
+            let expr = |e: &Expr, ok: &mut bool, written: &mut HashSet<VarId>, text: &mut String| {
+                match e {
+                    Expr::Call { .. } => *ok = false,
+                    Expr::Opaque { expr, .. } => {
+                        text.push_str(&quote!(#expr).to_string());
+                        text.push(' ');
+                    }
+                    _ => {}
+                }
+                expr_places(e, &mut |p: &Place| {
+                    if p.wrap.contains(&Wrap::Ref) {
+                        written.insert(p.root);
+                    }
+                });
+            };
+            for s in stmts {
+                match s {
+                    Stmt::Break(..) | Stmt::Continue(..) | Stmt::Return(..) | Stmt::Opaque(_) => {
+                        *ok = false
+                    }
+                    Stmt::Assign { place, value, .. } => {
+                        written.insert(place.root);
+                        expr(value, ok, written, text);
+                    }
+                    Stmt::Let { value: Some(e), .. } => expr(e, ok, written, text),
+                    Stmt::If { then, els, .. } => {
+                        scan(&then.stmts, ok, written, text);
+                        scan(&els.stmts, ok, written, text);
+                    }
+                    Stmt::Loop { head, body, .. } => {
+                        if let LoopHead::For { iter, .. } = head {
+                            text.push_str(&quote!(#iter).to_string());
+                            text.push(' ');
+                        }
+                        scan(&body.stmts, ok, written, text);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (mut ok, mut written, mut text) = (true, HashSet::new(), String::new());
+        scan(&b.stmts, &mut ok, &mut written, &mut text);
+        if !ok {
+            return None;
+        }
+        let words: HashSet<&str> = text
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .collect();
+        fn invariant(
+            g: &Gen<'_>,
+            lp: LoopId,
+            a: &Atom,
+            written: &HashSet<VarId>,
+            words: &HashSet<&str>,
+        ) -> bool {
+            match a {
+                Atom::Lit(_) | Atom::Const(_) => true,
+                Atom::Place(p) => {
+                    let r = p.root;
+                    !g.body.regions[g.body.vars[r].region].loops.contains(&lp)
+                        && !written.contains(&r)
+                        && !words.contains(g.body.vars[r].name.to_string().as_str())
+                        && p.proj.iter().all(|pr| match pr {
+                            Proj::Field(_) => true,
+                            Proj::Index(i) => invariant(g, lp, i, written, words),
+                        })
+                }
+            }
+        }
+        invariant(self, lp, a, &written, &words).then_some(lp)
+    }
+
     /// Marks a recomputed variable (and what it is computed from) as read.
     fn need(&mut self, v: VarId) {
         if !self.replay[v] || !self.needed.insert(v) {
@@ -488,6 +772,9 @@ impl<'b> Gen<'b> {
     fn need_atom(&mut self, a: &Atom) {
         if let Atom::Place(p) = a {
             self.need(p.root);
+            if self.rewound[p.root] {
+                self.rewound_used.insert(p.root);
+            }
             for pr in &p.proj {
                 if let Proj::Index(i) = pr {
                     self.need_atom(i);
@@ -537,11 +824,24 @@ impl<'b> Gen<'b> {
         }
     }
 
+    /// A binding of the top block, in scope in the reverse sweep, that no
+    /// statement from the current one on writes: the reverse sweep of this
+    /// and later statements reads its final value, which is the one the
+    /// forward sweep read (`qdiag`, filled by an earlier loop).
+    fn settled(&self, v: VarId) -> bool {
+        self.in_scope[v]
+            && self.body.vars[v].region == 0
+            && self.last_write_top[v] < self.cur_top
+    }
+
     /// Stable, or made of values the reverse sweep recomputes.
     fn atom_replayable(&self, a: &Atom) -> bool {
         match a {
             Atom::Place(p) => {
-                (self.stable[p.root] || self.replay[p.root])
+                (self.stable[p.root]
+                    || self.replay[p.root]
+                    || self.rewound[p.root]
+                    || self.settled(p.root))
                     && p.proj.iter().all(|pr| match pr {
                         Proj::Field(_) => true,
                         Proj::Index(i) => self.atom_replayable(i),
@@ -638,7 +938,30 @@ impl<'b> Gen<'b> {
                 _ => quote!(#pv::save(&#bare)),
             };
             let in_top = region == 0 && !self.body.has_return;
-            let (save, restore) = if in_top {
+            let hoist = if !in_top && !post && kind == ReadKind::Value {
+                self.hoist_loop(region, a)
+            } else {
+                None
+            };
+            let (save, restore) = if let Some(lp) = hoist {
+                let hold = format_ident!("__h{}", self.n_slots - 1);
+                self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+                let n = format_ident!("__n{}", lp);
+                let first = if self.body.loops[lp].outer.is_empty() {
+                    quote!(#n == 1)
+                } else {
+                    let kn = format_ident!("__kn{}", lp);
+                    quote!(#n[#kn] == 1)
+                };
+                self.hoisted
+                    .entry(lp)
+                    .or_default()
+                    .push((slot.clone(), hold.clone()));
+                (
+                    quote!(if #first { #slot.push(#saved); }),
+                    Some(quote!(let #slot = #pv::held(&#hold);)),
+                )
+            } else if in_top {
                 (quote!(let #slot = #saved;), None)
             } else if self.body.regions[region].loop_depth == 0 {
                 self.top
@@ -887,8 +1210,15 @@ impl<'b> Gen<'b> {
 
     pub fn forward_block(&mut self, b: &Block) -> TokenStream {
         let mut out = TokenStream::new();
-        for s in &b.stmts {
+        for (k, s) in b.stmts.iter().enumerate() {
+            if b.region == 0 {
+                self.cur_top = k;
+            }
             out.extend(self.forward_stmt(s, b.region));
+        }
+        if b.region == 0 {
+            // Reads planned after the forward sweep (the reverse of the tail).
+            self.cur_top = 0;
         }
         out
     }
@@ -1120,7 +1450,27 @@ impl<'b> Gen<'b> {
                 start.extend(quote!(#ty.tie(&#name);));
             }
         }
-        let inner = self.forward_block(body);
+        let mut inner = self.forward_block(body);
+        if rev {
+            // Rewound counters of this body: their value at the end of the iteration.
+            let pv = private();
+            for s in &body.stmts {
+                if let Stmt::Let { pat: Pat::Var(v), .. } = s {
+                    if self.rewound[*v] && self.rewound_used.contains(v) {
+                        let slot = format_ident!("__s{}", self.n_slots);
+                        self.n_slots += 1;
+                        self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+                        self.region_stacks
+                            .entry(body.region)
+                            .or_default()
+                            .push(slot.clone());
+                        let name = &self.body.vars[*v].name;
+                        inner.extend(quote!(#slot.push(#name);));
+                        self.rewound_slot.insert(*v, slot);
+                    }
+                }
+            }
+        }
         let stacks = self
             .region_stacks
             .get(&body.region)
@@ -1344,6 +1694,20 @@ impl<'b> Gen<'b> {
     fn reverse_stmt(&mut self, s: &Stmt, region: RegionId) -> TokenStream {
         let pv = private();
         match s {
+            // Undoes a write to a rewound counter.
+            Stmt::Assign {
+                place,
+                value: Expr::Binary(_, _, k),
+                compound: Some(op),
+                ..
+            } if self.rewound_slot.contains_key(&place.root) => {
+                let name = &self.body.vars[place.root].name;
+                let k = emit_atom(&self.body.vars, k);
+                match op {
+                    BinOp::Add => quote!(#name -= #k;),
+                    _ => quote!(#name += #k;),
+                }
+            }
             Stmt::Let {
                 id,
                 pat,
@@ -1472,6 +1836,23 @@ impl<'b> Gen<'b> {
                     }
                 }
                 start.extend(self.replay_prelude(body.region));
+                for (slot, hold) in self.hoisted.get(lp).into_iter().flatten() {
+                    pre.extend(quote!(
+                        let #hold = if #n > 0 {
+                            ::core::option::Option::Some(#pv::pop(&mut #slot))
+                        } else {
+                            ::core::option::Option::None
+                        };
+                    ));
+                }
+                for s in &body.stmts {
+                    if let Stmt::Let { pat: Pat::Var(v), .. } = s {
+                        if let Some(slot) = self.rewound_slot.get(v) {
+                            let name = &self.body.vars[*v].name;
+                            start.extend(quote!(let mut #name = #pv::pop(&mut #slot);));
+                        }
+                    }
+                }
                 quote!(#pre for __r in 0..#n { #start #inner })
             }
             Stmt::Tail(a) | Stmt::Return(_, a) => match self.active_place(a) {

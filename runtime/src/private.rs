@@ -289,6 +289,15 @@ impl<T> Pop<T> for Stack<T> {
     }
 }
 
+/// A value saved once per loop execution, read by every reverse iteration.
+#[inline(always)]
+pub fn held<T>(h: &Option<T>) -> &T {
+    match h {
+        Some(v) => v,
+        None => unreachable!("tapeless: the reverse sweep read an empty slot"),
+    }
+}
+
 /// Takes the value a branch outside any loop saved for the reverse sweep.
 #[inline(always)]
 pub fn unslot<T>(s: &mut Option<T>) -> T {
