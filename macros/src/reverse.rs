@@ -645,7 +645,11 @@ impl<'b> Gen<'b> {
                 }
                 Stmt::Loop { lp, head, body, .. } => {
                     if let LoopHead::For { iter, .. } = head {
-                        if quote!(#iter).to_string().split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == name) {
+                        if quote!(#iter)
+                            .to_string()
+                            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                            .any(|w| w == name)
+                        {
                             return false;
                         }
                     }
@@ -655,7 +659,10 @@ impl<'b> Gen<'b> {
                     }
                 }
                 Stmt::Opaque(t) => {
-                    if t.to_string().split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == name) {
+                    if t.to_string()
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .any(|w| w == name)
+                    {
                         return false;
                     }
                 }
@@ -681,27 +688,23 @@ impl<'b> Gen<'b> {
         let Atom::Place(_) = a else {
             return None;
         };
-        fn scan(
-            stmts: &[Stmt],
-            ok: &mut bool,
-            written: &mut HashSet<VarId>,
-            text: &mut String,
-        ) {
-            let expr = |e: &Expr, ok: &mut bool, written: &mut HashSet<VarId>, text: &mut String| {
-                match e {
-                    Expr::Call { .. } => *ok = false,
-                    Expr::Opaque { expr, .. } => {
-                        text.push_str(&quote!(#expr).to_string());
-                        text.push(' ');
+        fn scan(stmts: &[Stmt], ok: &mut bool, written: &mut HashSet<VarId>, text: &mut String) {
+            let expr =
+                |e: &Expr, ok: &mut bool, written: &mut HashSet<VarId>, text: &mut String| {
+                    match e {
+                        Expr::Call { .. } => *ok = false,
+                        Expr::Opaque { expr, .. } => {
+                            text.push_str(&quote!(#expr).to_string());
+                            text.push(' ');
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                }
-                expr_places(e, &mut |p: &Place| {
-                    if p.wrap.contains(&Wrap::Ref) {
-                        written.insert(p.root);
-                    }
-                });
-            };
+                    expr_places(e, &mut |p: &Place| {
+                        if p.wrap.contains(&Wrap::Ref) {
+                            written.insert(p.root);
+                        }
+                    });
+                };
             for s in stmts {
                 match s {
                     Stmt::Break(..) | Stmt::Continue(..) | Stmt::Return(..) | Stmt::Opaque(_) => {
@@ -829,9 +832,7 @@ impl<'b> Gen<'b> {
     /// and later statements reads its final value, which is the one the
     /// forward sweep read (`qdiag`, filled by an earlier loop).
     fn settled(&self, v: VarId) -> bool {
-        self.in_scope[v]
-            && self.body.vars[v].region == 0
-            && self.last_write_top[v] < self.cur_top
+        self.in_scope[v] && self.body.vars[v].region == 0 && self.last_write_top[v] < self.cur_top
     }
 
     /// Stable, or made of values the reverse sweep recomputes.
@@ -1455,7 +1456,10 @@ impl<'b> Gen<'b> {
             // Rewound counters of this body: their value at the end of the iteration.
             let pv = private();
             for s in &body.stmts {
-                if let Stmt::Let { pat: Pat::Var(v), .. } = s {
+                if let Stmt::Let {
+                    pat: Pat::Var(v), ..
+                } = s
+                {
                     if self.rewound[*v] && self.rewound_used.contains(v) {
                         let slot = format_ident!("__s{}", self.n_slots);
                         self.n_slots += 1;
@@ -1846,7 +1850,10 @@ impl<'b> Gen<'b> {
                     ));
                 }
                 for s in &body.stmts {
-                    if let Stmt::Let { pat: Pat::Var(v), .. } = s {
+                    if let Stmt::Let {
+                        pat: Pat::Var(v), ..
+                    } = s
+                    {
                         if let Some(slot) = self.rewound_slot.get(v) {
                             let name = &self.body.vars[*v].name;
                             start.extend(quote!(let mut #name = #pv::pop(&mut #slot);));
