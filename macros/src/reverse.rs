@@ -290,11 +290,12 @@ impl<'b> Gen<'b> {
                             expr(e, &mut hit, &mut text);
                         }
                     }
-                    Stmt::Loop { head, .. } => {
-                        if let LoopHead::For { pat, iter, .. } = head {
-                            text.push_str(&quote!(#pat #iter).to_string());
-                            text.push(' ');
-                        }
+                    Stmt::Loop {
+                        head: LoopHead::For { pat, iter, .. },
+                        ..
+                    } => {
+                        text.push_str(&quote!(#pat #iter).to_string());
+                        text.push(' ');
                     }
                     Stmt::Opaque(t) => {
                         text.push_str(&t.to_string());
@@ -658,13 +659,12 @@ impl<'b> Gen<'b> {
                         return false;
                     }
                 }
-                Stmt::Opaque(t) => {
+                Stmt::Opaque(t)
                     if t.to_string()
                         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .any(|w| w == name)
-                    {
-                        return false;
-                    }
+                        .any(|w| w == name) =>
+                {
+                    return false;
                 }
                 _ => {}
             }
