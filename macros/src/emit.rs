@@ -7,10 +7,14 @@ use quote::{format_ident, quote, quote_spanned};
 
 /// The expression reading `p` in the primal code (`x`, `&x[i]`, `self.w[j]`).
 pub fn emit_place_read(vars: &[Var], p: &Place) -> TokenStream {
-    let mut t = {
-        let name = &vars[p.root].name;
-        quote!(#name)
-    };
+    let name = &vars[p.root].name;
+    emit_place_on(vars, p, quote!(#name))
+}
+
+/// `p`'s projections and `&`/`*` applied to `root` in place of its variable
+/// (forward mode reads a tangent `__tan_x[i]` where the primal reads `x[i]`).
+pub fn emit_place_on(vars: &[Var], p: &Place, root: TokenStream) -> TokenStream {
+    let mut t = root;
     for proj in &p.proj {
         t = match proj {
             Proj::Field(m) => quote!(#t.#m),
@@ -117,6 +121,37 @@ pub fn emit_expr(vars: &[Var], e: &Expr) -> TokenStream {
             quote!(#path(#x))
         }
         Expr::Opaque { expr, .. } => quote!(#expr),
+    }
+}
+
+/// A binding pattern: a name, `_`, or a tuple of patterns.
+pub fn emit_pat(vars: &[Var], p: &Pat) -> TokenStream {
+    match p {
+        Pat::Var(v) => {
+            let n = &vars[*v].name;
+            quote!(#n)
+        }
+        Pat::Wild => quote!(_),
+        Pat::Tuple(ps) => {
+            let ts: Vec<_> = ps.iter().map(|p| emit_pat(vars, p)).collect();
+            quote!((#(#ts,)*))
+        }
+    }
+}
+
+/// The label generated code gives loop `lp` (user labels are replaced).
+pub fn loop_label(lp: LoopId) -> syn::Lifetime {
+    syn::Lifetime::new(&format!("'__l{lp}"), proc_macro2::Span::call_site())
+}
+
+/// What a `break`/`continue` of loop `lp` names from `region`: nothing when
+/// `lp` is the innermost loop there, its label otherwise.
+pub fn exit_label(body: &Body, lp: LoopId, region: RegionId) -> TokenStream {
+    if body.regions[region].loops.last().copied() == Some(lp) {
+        quote!()
+    } else {
+        let l = loop_label(lp);
+        quote!(#l)
     }
 }
 

@@ -146,14 +146,7 @@ fn nested_companions(
     let grad_ty = sig.grad_type();
     let actives: Vec<&parse::Param> = sig.active().collect();
     let n = actives.len();
-    let part = |base: &TokenStream, i: usize| -> TokenStream {
-        if n == 1 {
-            base.clone()
-        } else {
-            let i = syn::Index::from(i);
-            quote!(#base.#i)
-        }
-    };
+    let part = |base: &TokenStream, i: usize| part_of(base, i, n);
     let args: Vec<TokenStream> = sig
         .params
         .iter()
@@ -171,19 +164,7 @@ fn nested_companions(
     let vis = &func.vis;
     let hv = quote!(__hv);
     let g = quote!(__g);
-    let mut slot_tys = Vec::new();
-    let mut slots = Vec::new();
-    let mut a = 0;
-    for p in &sig.params {
-        if p.active {
-            slot_tys.push(p.tangent_type());
-            slots.push(part(&hv, a));
-            a += 1;
-        } else {
-            slot_tys.push(quote!(::tapeless::__private::NoGrad));
-            slots.push(quote!(::tapeless::__private::NoGrad));
-        }
-    }
+    let slot_tys = sig.slot_types();
     let tan_params: Vec<TokenStream> = sig
         .params
         .iter()
@@ -254,39 +235,13 @@ fn nested_companions(
     let pf_adjoint = sig.sibling(&format_ident!("{}_pushforward_adjoint", fn_name));
     let tangent_pullback = format_ident!("{}_tangent_pullback", fn_name);
     let c = quote!(__c);
-    let c_part = |i: usize| -> TokenStream {
-        let i = syn::Index::from(i);
-        quote!(#c.#i)
-    };
-    // The pushforward's tangent arguments: `vs[i]` for active parameter `i`.
-    let tangent_args = |vs: &[TokenStream]| -> Vec<TokenStream> {
-        let mut a = 0;
-        sig.params
-            .iter()
-            .map(|p| {
-                if p.active {
-                    a += 1;
-                    lend(p, vs[a - 1].clone())
-                } else {
-                    zero_for(p)
-                }
-            })
-            .collect()
-    };
+    // The pushforward's tangent arguments: `vs[k]` for active parameter `k`.
+    let tangent_args = |vs: &[TokenStream]| sig.per_param(|p, k| lend(p, vs[k].clone()), zero_for);
     let g_out = quote!(d_out.1);
     let dv: Vec<TokenStream> = (0..n).map(|i| part(&g_out, i)).collect();
     let grad_pullback_targs = tangent_args(&dv);
-    let mut c_slots = Vec::new();
-    let mut a = 0;
-    for p in &sig.params {
-        if p.active {
-            c_slots.push(c_part(a));
-            a += 1;
-        } else {
-            c_slots.push(quote!(::tapeless::__private::NoGrad));
-        }
-    }
-    let d_slots: Vec<TokenStream> = (0..n).map(|i| c_part(n + i)).collect();
+    let c_slots = sig.per_param(|_, k| field(&c, k), |_| no_grad());
+    let d_slots: Vec<TokenStream> = (0..n).map(|i| field(&c, n + i)).collect();
     let d_slot_tys: Vec<TokenStream> = actives.iter().map(|p| p.tangent_type()).collect();
     let d_vals: Vec<TokenStream> = d_names.iter().map(|d| quote!(#d)).collect();
     let tangent_pullback_targs = tangent_args(&d_vals);
@@ -342,6 +297,27 @@ fn nested_companions(
             ((__y, __ydot as #ret), (__y_u as #ret, __ydot_u as #ret))
         }
     }
+}
+
+/// `NoGrad`: the slot of a parameter that is not differentiated.
+fn no_grad() -> TokenStream {
+    quote!(::tapeless::__private::NoGrad)
+}
+
+/// Part `i` of a value with one item per differentiated parameter (`n` of
+/// them): the value itself when there is one, else its field `i`.
+fn part_of(base: &TokenStream, i: usize, n: usize) -> TokenStream {
+    if n == 1 {
+        base.clone()
+    } else {
+        field(base, i)
+    }
+}
+
+/// Field `i` of a tuple.
+fn field(base: &TokenStream, i: usize) -> TokenStream {
+    let i = syn::Index::from(i);
+    quote!(#base.#i)
 }
 
 /// A parameter's tangent as the pushforward takes it: a reference for a
@@ -516,30 +492,28 @@ fn forward_items(
         .collect();
     let taken: Vec<String> = sig.params.iter().map(|p| p.name.to_string()).collect();
     let d_name = |p: &parse::Param| -> Ident {
-        let base = if p.is_receiver {
-            "self".to_string()
-        } else {
-            p.name.to_string()
-        };
-        let n = format!("d_{base}");
+        let n = format!("d_{}", p.name);
         if taken.contains(&n) {
             tangent_name(&p.name)
         } else {
             format_ident!("{}", n)
         }
     };
-    let mut d_params = Vec::new();
-    let mut d_args = Vec::new();
-    for p in &sig.params {
-        if p.active {
+    let d_params: Vec<TokenStream> = sig
+        .active()
+        .map(|p| {
             let d = d_name(p);
             let ty = p.tangent_type();
-            d_params.push(quote!(#d: #ty));
-            d_args.push(lend(p, quote!(#d)));
-        } else {
-            d_args.push(zero_for(p));
-        }
-    }
+            quote!(#d: #ty)
+        })
+        .collect();
+    let d_args = sig.per_param(
+        |p, _| {
+            let d = d_name(p);
+            lend(p, quote!(#d))
+        },
+        zero_for,
+    );
     let tangent = format_ident!("{}_tangent", name);
     let tangent_doc = format!(
         "Value of [`{name_s}`] and its Jacobian-vector product (forward mode): the derivative of `{name_s}` along the given tangents of its differentiated parameters. Generated by `#[differentiable(forward)]`."
@@ -556,46 +530,32 @@ fn forward_items(
     let reuse = reusable_args(sig);
     // Tangent arguments with a unit tangent for active parameter `i` at `k`.
     let unit_args = |i: usize, k: &Ident| -> Vec<TokenStream> {
-        let mut a = 0;
-        sig.params
-            .iter()
-            .map(|p| {
-                let n = &p.name;
-                let _ = n;
-                if p.active {
-                    a += 1;
-                    if a - 1 == i {
-                        unit_for(p, k)
-                    } else {
-                        zero_for(p)
-                    }
-                } else {
-                    zero_for(p)
-                }
-            })
-            .collect()
+        sig.per_param(
+            |p, j| if j == i { unit_for(p, k) } else { zero_for(p) },
+            zero_for,
+        )
     };
     let actives: Vec<&parse::Param> = sig.active().collect();
     let n_active = actives.len();
     let k = format_ident!("__k");
+    // The number of scalars in each differentiated parameter.
+    let lens: Vec<TokenStream> = actives
+        .iter()
+        .map(|p| {
+            let n = &p.name;
+            quote!(#fwd::flat_len_of(&#n))
+        })
+        .collect();
 
     let jacobian_fn = if opts.jacobian {
         let jac = format_ident!("{}_jacobian", name);
         let pullback = sig.sibling(&format_ident!("{}_pullback", name));
         let original = sig.sibling(name);
-        let lens: Vec<TokenStream> = actives
-            .iter()
-            .map(|p| {
-                let n = &p.name;
-                quote!(#fwd::flat_len_of(&#n))
-            })
-            .collect();
         let mut fwd_cols = Vec::new();
-        for (i, p) in actives.iter().enumerate() {
-            let n = &p.name;
+        for (i, len) in lens.iter().enumerate() {
             let targs = unit_args(i, &k);
             fwd_cols.push(quote! {
-                for #k in 0..#fwd::flat_len_of(&#n) {
+                for #k in 0..#len {
                     let (_, __dy) = #pushforward_path(#(#reuse,)* #(#targs),*);
                     let mut __off = 0usize;
                     #fwd::write_col_at(&mut __j, __col, &mut __off, &__dy);
@@ -656,42 +616,23 @@ fn forward_items(
         let adjoint = sig.sibling(&format_ident!("{}_adjoint", name));
         let pf_adjoint = sig.sibling(&format_ident!("{}_pushforward_adjoint", name));
         let grad_ty = sig.grad_type();
+        // The direction's parameters: `v_x` for `x`, `v_self` for the receiver.
+        let v_name = |p: &parse::Param| format_ident!("v_{}", p.name.to_string());
         let v_params: Vec<TokenStream> = actives
             .iter()
             .map(|p| {
-                let v = format_ident!(
-                    "v_{}",
-                    if p.is_receiver {
-                        "self".to_string()
-                    } else {
-                        p.name.to_string()
-                    }
-                );
+                let v = v_name(p);
                 let ty = p.tangent_type();
                 quote!(#v: #ty)
             })
             .collect();
-        let v_args: Vec<TokenStream> = sig
-            .params
-            .iter()
-            .map(|p| {
-                let n = &p.name;
-                if p.active {
-                    let v = format_ident!(
-                        "v_{}",
-                        if p.is_receiver {
-                            "self".to_string()
-                        } else {
-                            p.name.to_string()
-                        }
-                    );
-                    let _ = n;
-                    lend(p, quote!(#v))
-                } else {
-                    zero_for(p)
-                }
-            })
-            .collect();
+        let v_args = sig.per_param(
+            |p, _| {
+                let v = v_name(p);
+                lend(p, quote!(#v))
+            },
+            zero_for,
+        );
         let hvp = format_ident!("{}_hvp", name);
         let hessian = format_ident!("{}_hessian", name);
         let nested = nested_companions(func, sig, &hvp, &d_params, &inputs, &sep);
@@ -701,20 +642,10 @@ fn forward_items(
         let hess_doc = format!(
             "Value, gradient and dense Hessian of [`{name_s}`] with respect to its differentiated parameters (parameters' scalars in order), one Hessian-vector product per input scalar: for small inputs. Generated by `#[differentiable(hessian)]`."
         );
-        let lens: Vec<TokenStream> = actives
-            .iter()
-            .map(|p| {
-                let n = &p.name;
-                quote!(#fwd::flat_len_of(&#n))
-            })
-            .collect();
-        let hv = format_ident!("__hv");
+        let hv = quote!(__hv);
         // The adjoint also returns the tangents' gradients: the first
         // `n_active` parts are `H v`.
-        let hv_part = |i: usize| -> TokenStream {
-            let i = syn::Index::from(i);
-            quote!(#hv.#i)
-        };
+        let hv_part = |i: usize| field(&hv, i);
         let hv_parts = if n_active == 1 {
             hv_part(0)
         } else {
@@ -728,11 +659,10 @@ fn forward_items(
             })
             .collect();
         let mut cols = Vec::new();
-        for (i, p) in actives.iter().enumerate() {
-            let n = &p.name;
+        for (i, len) in lens.iter().enumerate() {
             let targs = unit_args(i, &k);
             cols.push(quote! {
-                for #k in 0..#fwd::flat_len_of(&#n) {
+                for #k in 0..#len {
                     let (_, #hv) = #pf_adjoint(#(#reuse,)* #(#targs,)* (0.0, 1.0));
                     let mut __off = 0usize;
                     #(#col_writes)*
@@ -819,24 +749,8 @@ fn items(func: &ItemFn, sig: &Signature, adjoint_body: TokenStream) -> TokenStre
         }
     });
     let n_active = sig.active().count();
-    let mut k = 0usize;
-    let mut spread = Vec::new();
-    let mut slot_tys = Vec::new();
-    for p in &sig.params {
-        if p.active {
-            if n_active == 1 {
-                spread.push(quote!(__g));
-            } else {
-                let i = syn::Index::from(k);
-                spread.push(quote!(__g.#i));
-            }
-            k += 1;
-            slot_tys.push(p.tangent_type());
-        } else {
-            spread.push(quote!(::tapeless::__private::NoGrad));
-            slot_tys.push(quote!(::tapeless::__private::NoGrad));
-        }
-    }
+    let spread = sig.per_param(|_, k| part_of(&quote!(__g), k, n_active), |_| no_grad());
+    let slot_tys = sig.slot_types();
     quote! {
         #func
 
@@ -952,24 +866,8 @@ pub fn derivative(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args: Vec<&Ident> = sig.params.iter().map(|p| &p.name).collect();
     let d_ty = &d_param.ty;
     let n_active = sig.active().count();
-    let mut k = 0;
-    let mut spread = Vec::new();
-    let mut slot_tys = Vec::new();
-    for p in &sig.params {
-        if p.active {
-            spread.push(if n_active == 1 {
-                quote!(__g)
-            } else {
-                let i = syn::Index::from(k);
-                quote!(__g.#i)
-            });
-            k += 1;
-            slot_tys.push(p.tangent_type());
-        } else {
-            spread.push(quote!(::tapeless::__private::NoGrad));
-            slot_tys.push(quote!(::tapeless::__private::NoGrad));
-        }
-    }
+    let spread = sig.per_param(|_, k| part_of(&quote!(__g), k, n_active), |_| no_grad());
+    let slot_tys = sig.slot_types();
     let user_path = if sig.qualify_self {
         quote!(Self::#user)
     } else {

@@ -15,7 +15,9 @@
 //! pushforward, and the adjoint of the tangent is the Hessian-vector product.
 
 use crate::analyse::Analysis;
-use crate::emit::{emit_atom, emit_expr, emit_place_read};
+use crate::emit::{
+    emit_atom, emit_expr, emit_pat, emit_place_on, emit_place_read, exit_label, loop_label,
+};
 use crate::ir::*;
 use crate::rules::{Operand, RuleKind};
 use proc_macro2::{Ident, Span, TokenStream};
@@ -143,28 +145,9 @@ impl<'b> Fwd<'b> {
         if !self.varied(p.root) {
             return None;
         }
-        let mut t = p.clone();
         let vars = self.vars();
         let name = tangent_name(&vars[p.root].name);
-        // Emit with the root renamed: build the read by hand.
-        let mut out = quote!(#name);
-        for proj in &t.proj {
-            out = match proj {
-                Proj::Field(m) => quote!(#out.#m),
-                Proj::Index(i) => {
-                    let i = emit_atom(vars, i);
-                    quote!(#out[#i])
-                }
-            };
-        }
-        for w in &t.wrap {
-            out = match w {
-                Wrap::Ref => quote!((&#out)),
-                Wrap::Deref => quote!((*#out)),
-            };
-        }
-        t.wrap.clear();
-        Some(out)
+        Some(emit_place_on(vars, p, quote!(#name)))
     }
 
     fn tan_atom(&self, a: &Atom) -> Option<TokenStream> {
@@ -560,8 +543,8 @@ impl<'b> Fwd<'b> {
             }
             Stmt::Loop { lp, head, body, .. } => {
                 let inner = self.block(body);
-                let lab = if self.has_inner_exit(*lp) {
-                    let l = crate::reverse::loop_label(*lp);
+                let lab = if self.body.has_inner_exit(*lp) {
+                    let l = loop_label(*lp);
                     quote!(#l:)
                 } else {
                     quote!()
@@ -572,11 +555,11 @@ impl<'b> Fwd<'b> {
                 }
             }
             Stmt::Break(_, lp) => {
-                let l = self.label_of(*lp, region);
+                let l = exit_label(self.body, *lp, region);
                 quote!(break #l;)
             }
             Stmt::Continue(_, lp) => {
-                let l = self.label_of(*lp, region);
+                let l = exit_label(self.body, *lp, region);
                 quote!(continue #l;)
             }
             Stmt::Return(_, a) => {
@@ -602,22 +585,6 @@ impl<'b> Fwd<'b> {
         let t = self.tan_or_zero(a);
         (quote!(let #z = #t;), quote!(#z))
     }
-
-    fn label_of(&self, lp: LoopId, region: RegionId) -> TokenStream {
-        if self.body.regions[region].loops.last().copied() == Some(lp) {
-            quote!()
-        } else {
-            let l = crate::reverse::loop_label(lp);
-            quote!(#l)
-        }
-    }
-
-    fn has_inner_exit(&self, lp: LoopId) -> bool {
-        self.body
-            .exits
-            .iter()
-            .any(|e| e.target == Some(lp) && e.loops.last() != Some(&lp))
-    }
 }
 
 /// The zero tangent of a number literal, as a literal the context types
@@ -633,20 +600,6 @@ fn literal_zero(a: &Atom) -> Option<TokenStream> {
             Some(quote!(#z))
         }
         _ => None,
-    }
-}
-
-fn emit_pat(vars: &[Var], p: &Pat) -> TokenStream {
-    match p {
-        Pat::Var(v) => {
-            let n = &vars[*v].name;
-            quote!(#n)
-        }
-        Pat::Wild => quote!(_),
-        Pat::Tuple(ps) => {
-            let ts: Vec<_> = ps.iter().map(|p| emit_pat(vars, p)).collect();
-            quote!((#(#ts,)*))
-        }
     }
 }
 

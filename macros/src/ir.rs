@@ -271,3 +271,13 @@ pub struct Body {
     /// `return` appears before the end (the top block is then a labeled block).
     pub has_return: bool,
 }
+
+impl Body {
+    /// A `break`/`continue` inside a loop nested in `lp` targets `lp`: the
+    /// loop needs a label.
+    pub fn has_inner_exit(&self, lp: LoopId) -> bool {
+        self.exits
+            .iter()
+            .any(|e| e.target == Some(lp) && e.loops.last() != Some(&lp))
+    }
+}

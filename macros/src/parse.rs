@@ -133,6 +133,36 @@ impl Signature {
         }
     }
 
+    /// One item per parameter: `active(p, k)` for the `k`-th differentiated
+    /// parameter, `inactive(p)` for the others.
+    pub fn per_param<T>(
+        &self,
+        mut active: impl FnMut(&Param, usize) -> T,
+        mut inactive: impl FnMut(&Param) -> T,
+    ) -> Vec<T> {
+        let mut k = 0;
+        self.params
+            .iter()
+            .map(|p| {
+                if p.active {
+                    k += 1;
+                    active(p, k - 1)
+                } else {
+                    inactive(p)
+                }
+            })
+            .collect()
+    }
+
+    /// A pullback's gradient slot types: each differentiated parameter's
+    /// tangent, `NoGrad` for the others.
+    pub fn slot_types(&self) -> Vec<TokenStream> {
+        self.per_param(
+            |p, _| p.tangent_type(),
+            |_| quote!(::tapeless::__private::NoGrad),
+        )
+    }
+
     /// The path to call a generated sibling `name` by.
     pub fn sibling(&self, name: &Ident) -> TokenStream {
         if self.qualify_self {

@@ -20,7 +20,10 @@
 //! ```
 
 use crate::analyse::{partial_reads, walk, Analysis};
-use crate::emit::{emit_atom, emit_expr, emit_place_bare, emit_place_read, pullback_name};
+use crate::emit::{
+    emit_atom, emit_expr, emit_pat, emit_place_bare, emit_place_read, exit_label, loop_label,
+    pullback_name,
+};
 use crate::ir::*;
 use crate::rules::{self, Operand, RuleKind};
 use proc_macro2::{Ident, Span, TokenStream};
@@ -1330,7 +1333,7 @@ impl<'b> Gen<'b> {
                 } else {
                     quote!()
                 };
-                let label = self.label_of(*lp, region);
+                let label = exit_label(self.body, *lp, region);
                 quote!(#rec break #label;)
             }
             Stmt::Continue(e, lp) => {
@@ -1342,7 +1345,7 @@ impl<'b> Gen<'b> {
                 } else {
                     quote!()
                 };
-                let label = self.label_of(*lp, region);
+                let label = exit_label(self.body, *lp, region);
                 quote!(#rec continue #label;)
             }
             Stmt::Return(e, a) => {
@@ -1352,17 +1355,6 @@ impl<'b> Gen<'b> {
             }
             Stmt::Tail(_) => quote!(),
             Stmt::Opaque(t) => t.clone(),
-        }
-    }
-
-    /// `break` and `continue` name their loop when it is not the innermost.
-    fn label_of(&self, lp: LoopId, region: RegionId) -> TokenStream {
-        let innermost = self.body.regions[region].loops.last().copied();
-        if innermost == Some(lp) {
-            quote!()
-        } else {
-            let l = loop_label(lp);
-            quote!(#l)
         }
     }
 
@@ -1376,14 +1368,6 @@ impl<'b> Gen<'b> {
             }
         });
         found
-    }
-
-    /// A `break`/`continue` inside a loop nested in `lp` targets `lp`.
-    fn has_inner_exit(&self, lp: LoopId) -> bool {
-        self.body
-            .exits
-            .iter()
-            .any(|e| e.target == Some(lp) && e.loops.last() != Some(&lp))
     }
 
     fn loop_parent_depth(&self, lp: LoopId) -> usize {
@@ -1483,7 +1467,7 @@ impl<'b> Gen<'b> {
         // User labels are replaced by generated ones (`'__lN`); a loop gets a
         // label only when a `break`/`continue` from an inner loop names it.
         let _ = (id, label);
-        let lab = if self.loop_is_target_of_labeled_exit(lp) && self.has_inner_exit(lp) {
+        let lab = if self.loop_is_target_of_labeled_exit(lp) && self.body.has_inner_exit(lp) {
             let l = loop_label(lp);
             quote!(#l:)
         } else {
@@ -1978,24 +1962,6 @@ fn pat_vars(p: &Pat, out: &mut Vec<VarId>) {
         Pat::Wild => {}
         Pat::Tuple(ps) => ps.iter().for_each(|p| pat_vars(p, out)),
     }
-}
-
-fn emit_pat(vars: &[Var], p: &Pat) -> TokenStream {
-    match p {
-        Pat::Var(v) => {
-            let n = &vars[*v].name;
-            quote!(#n)
-        }
-        Pat::Wild => quote!(_),
-        Pat::Tuple(ps) => {
-            let ts: Vec<_> = ps.iter().map(|p| emit_pat(vars, p)).collect();
-            quote!((#(#ts,)*))
-        }
-    }
-}
-
-pub fn loop_label(lp: LoopId) -> syn::Lifetime {
-    syn::Lifetime::new(&format!("'__l{lp}"), Span::call_site())
 }
 
 fn trait_of(rule: &rules::Rule) -> &'static str {
