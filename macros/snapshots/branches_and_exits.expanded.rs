@@ -92,7 +92,7 @@ pub fn clipped_sum_adjoint(
         s
     };
     let mut __seed = d_out;
-    let mut __d_x = __rt::zero_of(&x);
+    let mut __d_x = __rt::zero_shaped(&x);
     let mut __d_limit = __rt::zero_of(&limit);
     let mut __d_s = __rt::zero();
     if !((__ret == 2u32)) {
@@ -121,7 +121,7 @@ pub fn clipped_sum_adjoint(
                 __rt::acc(&mut __dt2, __g2);
                 let __s1 = __rt::pop(&mut __s1);
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_x, i)),
+                    &mut (*__rt::elem_in(&mut __d_x, i)),
                     __rt::rules::Sqrt::d_x(__rt::prim(&__s1), &__dt2),
                 );
             } else {
@@ -129,7 +129,7 @@ pub fn clipped_sum_adjoint(
                 let __g3 = __rt::take(&mut __d_y);
                 __rt::acc(&mut __dt3, __g3);
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_x, i)),
+                    &mut (*__rt::elem_in(&mut __d_x, i)),
                     __rt::rules::MulOp::d_lhs(
                         &__rt::shape_of(__rt::prim(&x[i])),
                         __rt::prim(&x[i]),
@@ -137,7 +137,7 @@ pub fn clipped_sum_adjoint(
                     ),
                 );
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_x, i)),
+                    &mut (*__rt::elem_in(&mut __d_x, i)),
                     __rt::rules::MulOp::d_rhs(
                         __rt::prim(&x[i]),
                         &__rt::shape_of(__rt::prim(&x[i])),

@@ -80,7 +80,7 @@ pub fn energy_adjoint(
     let __t6 = e / __t5;
     let __s9 = __rt::save_owned(__rt::prim(&__t6));
     let mut __seed = d_out;
-    let mut __d_x = __rt::zero_of(&x);
+    let mut __d_x = __rt::zero_shaped(&x);
     let mut __d_k = __rt::zero_of(&k);
     let mut __d_e = __rt::zero_of(&e);
     let mut __dt5 = __rt::zero();
@@ -92,7 +92,7 @@ pub fn energy_adjoint(
         __rt::rules::DivOp::d_rhs(&__s10, __rt::prim(&__s8), __rt::prim(&__s9), &__dt6),
     );
     __rt::acc(
-        &mut (*__rt::elem_mut(&mut __d_x, 0)),
+        &mut (*__rt::elem_in(&mut __d_x, 0)),
         __rt::rules::Exp::d_x(__rt::prim(&__s7), &__dt5),
     );
     let __lo0 = 1;
@@ -162,11 +162,11 @@ pub fn energy_adjoint(
         let __s0 = __rt::pop(&mut __s0);
         let __s1 = __rt::pop(&mut __s1);
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_x, i)),
+            &mut (*__rt::elem_in(&mut __d_x, i)),
             __rt::rules::SubOp::d_lhs(&__s0, &__s1, &__d_d),
         );
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_x, __t0)),
+            &mut (*__rt::elem_in(&mut __d_x, __t0)),
             __rt::rules::SubOp::d_rhs(&__s0, &__s1, &__d_d),
         );
     }

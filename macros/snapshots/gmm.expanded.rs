@@ -117,30 +117,22 @@ fn gmm_adjoint(
 ) {
     use ::tapeless::__private as __rt;
     let _ = gmm;
-    let mut __n0 = 0usize;
     let __ty0 = __rt::ItemType::new();
-    let mut __n1 = ::std::vec::Vec::new();
     let __ty1 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
     let mut __s1 = __rt::Stack::new();
     let mut __s2 = __rt::Stack::new();
-    let mut __n2 = 0usize;
     let __ty2 = __rt::ItemType::new();
-    let mut __n3 = ::std::vec::Vec::new();
     let __ty3 = __rt::ItemType::new();
-    let mut __n4 = ::std::vec::Vec::new();
     let __ty4 = __rt::ItemType::new();
     let mut __s3 = __rt::Stack::new();
     let mut __s4 = __rt::Stack::new();
     let mut __s5 = __rt::Stack::new();
-    let mut __n5 = ::std::vec::Vec::new();
     let __ty5 = __rt::ItemType::new();
-    let mut __n6 = ::std::vec::Vec::new();
     let __ty6 = __rt::ItemType::new();
     let mut __s6 = __rt::Stack::new();
     let mut __s7 = __rt::Stack::new();
     let mut __s8 = __rt::Stack::new();
-    let mut __n7 = ::std::vec::Vec::new();
     let __ty7 = __rt::ItemType::new();
     let mut __s9 = __rt::Stack::new();
     let mut __s10 = __rt::Stack::new();
@@ -152,10 +144,8 @@ fn gmm_adjoint(
     let mut __s15 = __rt::Stack::new();
     let mut __s16 = __rt::Stack::new();
     let mut __s17 = __rt::Stack::new();
-    let mut __n8 = ::std::vec::Vec::new();
     let __ty8 = __rt::ItemType::new();
     let mut __s18 = __rt::Stack::new();
-    let mut __n9 = ::std::vec::Vec::new();
     let __ty9 = __rt::ItemType::new();
     let mut __s19 = __rt::Stack::new();
     let mut __s20 = __rt::Stack::new();
@@ -167,23 +157,18 @@ fn gmm_adjoint(
     let mut __s26 = __rt::Stack::new();
     let mut __s27 = __rt::Stack::new();
     let mut __s28 = __rt::Stack::new();
-    let mut __n10 = 0usize;
     let __ty10 = __rt::ItemType::new();
     let mut __s29 = __rt::Stack::new();
-    let mut __n11 = 0usize;
     let __ty11 = __rt::ItemType::new();
     let mut __s30 = __rt::Stack::new();
     let mut __s31 = __rt::Stack::new();
     let mut __s32 = __rt::Stack::new();
     let mut __s33 = __rt::Stack::new();
     let mut __s34 = __rt::Stack::new();
-    let mut __n12 = 0usize;
     let __ty12 = __rt::ItemType::new();
-    let mut __n13 = ::std::vec::Vec::new();
     let __ty13 = __rt::ItemType::new();
     let mut __s43 = __rt::Stack::new();
     let mut __s44 = __rt::Stack::new();
-    let mut __n14 = ::std::vec::Vec::new();
     let __ty14 = __rt::ItemType::new();
     let mut __s45 = __rt::Stack::new();
     let mut __s46 = __rt::Stack::new();
@@ -206,17 +191,13 @@ fn gmm_adjoint(
     let mut qdiag = ::std::vec![0.0; __t4];
     let mut sum_q = ::std::vec![0.0; k];
     for j in 0..k {
-        __n0 += 1;
         __ty0.tie(&j);
-        __n1.push(0usize);
-        let __kn1 = __n1.len() - 1;
         let __it1 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it1).0;
         __s0.reserve(__hint);
         __s1.reserve(__hint);
         __s2.reserve(__hint);
         for t in __it1 {
-            __n1[__kn1] += 1;
             __ty1.tie(&t);
             let __t5 = j * d;
             let __t6 = __t5 + t;
@@ -243,10 +224,7 @@ fn gmm_adjoint(
     __s27.reserve(__hint);
     __s28.reserve(__hint);
     for i in __it2 {
-        __n2 += 1;
         __ty2.tie(&i);
-        __n3.push(0usize);
-        let __kn3 = __n3.len() - 1;
         let __it3 = ::core::iter::IntoIterator::into_iter(0..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it3).0;
         __s12.reserve(__hint);
@@ -256,17 +234,13 @@ fn gmm_adjoint(
         __s16.reserve(__hint);
         __s17.reserve(__hint);
         for j_1 in __it3 {
-            __n3[__kn3] += 1;
             __ty3.tie(&j_1);
-            __n4.push(0usize);
-            let __kn4 = __n4.len() - 1;
             let __it4 = ::core::iter::IntoIterator::into_iter(0..d);
             let __hint = ::core::iter::Iterator::size_hint(&__it4).0;
             __s3.reserve(__hint);
             __s4.reserve(__hint);
             __s5.reserve(__hint);
             for t_1 in __it4 {
-                __n4[__kn4] += 1;
                 __ty4.tie(&t_1);
                 let __t11 = i * d;
                 let __t12 = __t11 + t_1;
@@ -281,21 +255,18 @@ fn gmm_adjoint(
                 qxc[t_1] = qdiag[__t16] * xc[t_1];
             }
             let mut li = j_1 * l_sz;
-            __n5.push(0usize);
-            let __kn5 = __n5.len() - 1;
             for c in 0..d {
-                __n5[__kn5] += 1;
                 __ty5.tie(&c);
-                __n6.push(0usize);
-                let __kn6 = __n6.len() - 1;
+                let mut __f6 = true;
                 let __it6 = ::core::iter::IntoIterator::into_iter(c + 1..d);
                 let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
                 __s7.reserve(__hint);
                 __s8.reserve(__hint);
                 for r in __it6 {
-                    __n6[__kn6] += 1;
                     __ty6.tie(&r);
-                    if __n6[__kn6] == 1 {
+                    let __first6 = __f6;
+                    __f6 = false;
+                    if __first6 {
                         __s6.push(__rt::save_owned(__rt::prim(&xc[c])));
                     }
                     let __t17 = l[li] * xc[c];
@@ -306,15 +277,12 @@ fn gmm_adjoint(
                 }
             }
             let mut sq = 0.0;
-            __n7.push(0usize);
-            let __kn7 = __n7.len() - 1;
             let __it7 = ::core::iter::IntoIterator::into_iter(0..d);
             let __hint = ::core::iter::Iterator::size_hint(&__it7).0;
             __s9.reserve(__hint);
             __s10.reserve(__hint);
             __s11.reserve(__hint);
             for t_2 in __it7 {
-                __n7[__kn7] += 1;
                 __ty7.tie(&t_2);
                 __s9.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
                 let __t18 = qxc[t_2] * qxc[t_2];
@@ -333,13 +301,10 @@ fn gmm_adjoint(
             __s17.push(li);
         }
         let mut mx = beta[0];
-        __n8.push(0usize);
-        let __kn8 = __n8.len() - 1;
         let __it8 = ::core::iter::IntoIterator::into_iter(1..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it8).0;
         __s18.reserve(__hint);
         for j_2 in __it8 {
-            __n8[__kn8] += 1;
             __ty8.tie(&j_2);
             let __t21 = beta[j_2] > mx;
             __s18.push(__rt::save(&__t21));
@@ -348,8 +313,6 @@ fn gmm_adjoint(
             }
         }
         let mut se = 0.0;
-        __n9.push(0usize);
-        let __kn9 = __n9.len() - 1;
         let __it9 = ::core::iter::IntoIterator::into_iter(0..k);
         let __hint = ::core::iter::Iterator::size_hint(&__it9).0;
         __s19.reserve(__hint);
@@ -358,7 +321,6 @@ fn gmm_adjoint(
         __s22.reserve(__hint);
         __s23.reserve(__hint);
         for j_3 in __it9 {
-            __n9[__kn9] += 1;
             __ty9.tie(&j_3);
             __s19.push(__rt::shape_of(__rt::prim(&beta[j_3])));
             __s20.push(__rt::shape_of(__rt::prim(&mx)));
@@ -383,7 +345,6 @@ fn gmm_adjoint(
     let __hint = ::core::iter::Iterator::size_hint(&__it10).0;
     __s29.reserve(__hint);
     for j_4 in __it10 {
-        __n10 += 1;
         __ty10.tie(&j_4);
         let __t26 = alpha[j_4] > amax;
         __s29.push(__rt::save(&__t26));
@@ -400,7 +361,6 @@ fn gmm_adjoint(
     __s33.reserve(__hint);
     __s34.reserve(__hint);
     for j_5 in __it11 {
-        __n11 += 1;
         __ty11.tie(&j_5);
         __s30.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
         __s31.push(__rt::shape_of(__rt::prim(&amax)));
@@ -454,17 +414,13 @@ fn gmm_adjoint(
     __s52.reserve(__hint);
     __s53.reserve(__hint);
     for j_6 in __it12 {
-        __n12 += 1;
         __ty12.tie(&j_6);
         let mut frobenius = 0.0;
-        __n13.push(0usize);
-        let __kn13 = __n13.len() - 1;
         let __it13 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it13).0;
         __s43.reserve(__hint);
         __s44.reserve(__hint);
         for t_3 in __it13 {
-            __n13[__kn13] += 1;
             __ty13.tie(&t_3);
             let __t48 = j_6 * d;
             let __t49 = __t48 + t_3;
@@ -475,14 +431,11 @@ fn gmm_adjoint(
             __s44.push(__rt::shape_of(__rt::prim(&__t52)));
             frobenius += __t52;
         }
-        __n14.push(0usize);
-        let __kn14 = __n14.len() - 1;
         let __it14 = ::core::iter::IntoIterator::into_iter(0..l_sz);
         let __hint = ::core::iter::Iterator::size_hint(&__it14).0;
         __s45.reserve(__hint);
         __s46.reserve(__hint);
         for t_4 in __it14 {
-            __n14[__kn14] += 1;
             __ty14.tie(&t_4);
             let __t53 = j_6 * l_sz;
             let __t54 = __t53 + t_4;
@@ -513,15 +466,15 @@ fn gmm_adjoint(
     let __s55 = __rt::shape_of(__rt::prim(&prior));
     let __t65 = likelihood + prior;
     let mut __seed = d_out;
-    let mut __d_alpha = __rt::zero_of(&alpha);
-    let mut __d_means = __rt::zero_of(&means);
-    let mut __d_q = __rt::zero_of(&q);
-    let mut __d_l = __rt::zero_of(&l);
-    let mut __d_qdiag = __rt::zero_of(&qdiag);
-    let mut __d_sum_q = __rt::zero_of(&sum_q);
-    let mut __d_xc = __rt::zero_of(&xc);
-    let mut __d_qxc = __rt::zero_of(&qxc);
-    let mut __d_beta = __rt::zero_of(&beta);
+    let mut __d_alpha = __rt::zero_shaped(&alpha);
+    let mut __d_means = __rt::zero_shaped(&means);
+    let mut __d_q = __rt::zero_shaped(&q);
+    let mut __d_l = __rt::zero_shaped(&l);
+    let mut __d_qdiag = __rt::zero_shaped(&qdiag);
+    let mut __d_sum_q = __rt::zero_shaped(&sum_q);
+    let mut __d_xc = __rt::zero_shaped(&xc);
+    let mut __d_qxc = __rt::zero_shaped(&qxc);
+    let mut __d_beta = __rt::zero_shaped(&beta);
     let mut __d_slse = __rt::zero_of(&slse);
     let mut __d_amax = __rt::zero_of(&amax);
     let mut __d_asum = __rt::zero_of(&asum);
@@ -535,6 +488,7 @@ fn gmm_adjoint(
     __rt::acc(&mut __dt65, __rt::take(&mut __seed));
     __rt::acc(&mut __d_likelihood, __rt::rules::AddOp::d_lhs(&__s54, &__s55, &__dt65));
     __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_rhs(&__s54, &__s55, &__dt65));
+    let __n12 = __rt::trip_count(0..k);
     let __lo12 = 0;
     for __r in 0..__n12 {
         let j_6 = __rt::range_nth(&__ty12, __lo12, __n12 - 1 - __r);
@@ -557,7 +511,7 @@ fn gmm_adjoint(
         __rt::acc(&mut __dt63, __rt::rules::AddOp::d_rhs(&__s50, &__s51, &__dt64));
         let __s49 = __rt::pop(&mut __s49);
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_sum_q, j_6)),
+            &mut (*__rt::elem_in(&mut __d_sum_q, j_6)),
             __rt::rules::MulOp::d_rhs(__rt::prim(&__t62), &__s49, &__dt63),
         );
         let __s48 = __rt::pop(&mut __s48);
@@ -570,7 +524,7 @@ fn gmm_adjoint(
             &mut __d_frobenius,
             __rt::rules::MulOp::d_rhs(__rt::prim(&__t59), &__s47, &__dt60),
         );
-        let __n14 = __rt::pop(&mut __n14);
+        let __n14 = __rt::trip_count(0..l_sz);
         let __lo14 = 0;
         for __r in 0..__n14 {
             let t_4 = __rt::range_nth(&__ty14, __lo14, __n14 - 1 - __r);
@@ -588,7 +542,7 @@ fn gmm_adjoint(
             );
             __rt::acc(&mut __dt57, __rt::rules::AddOp::d_rhs(&__s45, &__s46, &__g2));
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_l, __t54)),
+                &mut (*__rt::elem_in(&mut __d_l, __t54)),
                 __rt::rules::MulOp::d_lhs(
                     &__rt::shape_of(__rt::prim(&l[__t54])),
                     __rt::prim(&l[__t56]),
@@ -596,7 +550,7 @@ fn gmm_adjoint(
                 ),
             );
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_l, __t56)),
+                &mut (*__rt::elem_in(&mut __d_l, __t56)),
                 __rt::rules::MulOp::d_rhs(
                     __rt::prim(&l[__t54]),
                     &__rt::shape_of(__rt::prim(&l[__t56])),
@@ -604,7 +558,7 @@ fn gmm_adjoint(
                 ),
             );
         }
-        let __n13 = __rt::pop(&mut __n13);
+        let __n13 = __rt::trip_count(0..d);
         let __lo13 = 0;
         for __r in 0..__n13 {
             let t_3 = __rt::range_nth(&__ty13, __lo13, __n13 - 1 - __r);
@@ -622,7 +576,7 @@ fn gmm_adjoint(
             );
             __rt::acc(&mut __dt52, __rt::rules::AddOp::d_rhs(&__s43, &__s44, &__g3));
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_qdiag, __t49)),
+                &mut (*__rt::elem_in(&mut __d_qdiag, __t49)),
                 __rt::rules::MulOp::d_lhs(
                     &__rt::shape_of(__rt::prim(&qdiag[__t49])),
                     __rt::prim(&qdiag[__t51]),
@@ -630,7 +584,7 @@ fn gmm_adjoint(
                 ),
             );
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_qdiag, __t51)),
+                &mut (*__rt::elem_in(&mut __d_qdiag, __t51)),
                 __rt::rules::MulOp::d_rhs(
                     __rt::prim(&qdiag[__t49]),
                     &__rt::shape_of(__rt::prim(&qdiag[__t51])),
@@ -649,6 +603,7 @@ fn gmm_adjoint(
     __rt::acc(&mut __d_amax, __rt::rules::AddOp::d_lhs(&__s35, &__s36, &__d_lse_alpha));
     __rt::acc(&mut __dt29, __rt::rules::AddOp::d_rhs(&__s35, &__s36, &__d_lse_alpha));
     __rt::acc(&mut __d_asum, __rt::rules::Ln::d_x(__rt::prim(&asum), &__dt29));
+    let __n11 = __rt::trip_count(0..k);
     let __lo11 = 0;
     for __r in 0..__n11 {
         let j_5 = __rt::range_nth(&__ty11, __lo11, __n11 - 1 - __r);
@@ -664,21 +619,23 @@ fn gmm_adjoint(
         let __s30 = __rt::pop(&mut __s30);
         let __s31 = __rt::pop(&mut __s31);
         __rt::acc(
-            &mut (*__rt::elem_mut(&mut __d_alpha, j_5)),
+            &mut (*__rt::elem_in(&mut __d_alpha, j_5)),
             __rt::rules::SubOp::d_lhs(&__s30, &__s31, &__dt27),
         );
         __rt::acc(&mut __d_amax, __rt::rules::SubOp::d_rhs(&__s30, &__s31, &__dt27));
     }
+    let __n10 = __rt::trip_count(1..k);
     let __lo10 = 1;
     for __r in 0..__n10 {
         let j_4 = __rt::range_nth(&__ty10, __lo10, __n10 - 1 - __r);
         let __s29 = __rt::pop(&mut __s29);
         if __s29 {
             let __g5 = __rt::take(&mut __d_amax);
-            __rt::acc(&mut (*__rt::elem_mut(&mut __d_alpha, j_4)), __g5);
+            __rt::acc(&mut (*__rt::elem_in(&mut __d_alpha, j_4)), __g5);
         }
     }
-    __rt::acc(&mut (*__rt::elem_mut(&mut __d_alpha, 0)), __d_amax);
+    __rt::acc(&mut (*__rt::elem_in(&mut __d_alpha, 0)), __d_amax);
+    let __n2 = __rt::trip_count(0..n);
     for __r in 0..__n2 {
         let mut __d_mx = __rt::zero();
         let mut __d_se = __rt::zero();
@@ -695,7 +652,7 @@ fn gmm_adjoint(
         __rt::acc(&mut __dt24, __rt::rules::AddOp::d_rhs(&__s25, &__s26, &__dt25));
         let __s24 = __rt::pop(&mut __s24);
         __rt::acc(&mut __d_se, __rt::rules::Ln::d_x(__rt::prim(&__s24), &__dt24));
-        let __n9 = __rt::pop(&mut __n9);
+        let __n9 = __rt::trip_count(0..k);
         let __lo9 = 0;
         for __r in 0..__n9 {
             let j_3 = __rt::range_nth(&__ty9, __lo9, __n9 - 1 - __r);
@@ -711,23 +668,23 @@ fn gmm_adjoint(
             let __s19 = __rt::pop(&mut __s19);
             let __s20 = __rt::pop(&mut __s20);
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_beta, j_3)),
+                &mut (*__rt::elem_in(&mut __d_beta, j_3)),
                 __rt::rules::SubOp::d_lhs(&__s19, &__s20, &__dt22),
             );
             __rt::acc(&mut __d_mx, __rt::rules::SubOp::d_rhs(&__s19, &__s20, &__dt22));
         }
-        let __n8 = __rt::pop(&mut __n8);
+        let __n8 = __rt::trip_count(1..k);
         let __lo8 = 1;
         for __r in 0..__n8 {
             let j_2 = __rt::range_nth(&__ty8, __lo8, __n8 - 1 - __r);
             let __s18 = __rt::pop(&mut __s18);
             if __s18 {
                 let __g8 = __rt::take(&mut __d_mx);
-                __rt::acc(&mut (*__rt::elem_mut(&mut __d_beta, j_2)), __g8);
+                __rt::acc(&mut (*__rt::elem_in(&mut __d_beta, j_2)), __g8);
             }
         }
-        __rt::acc(&mut (*__rt::elem_mut(&mut __d_beta, 0)), __d_mx);
-        let __n3 = __rt::pop(&mut __n3);
+        __rt::acc(&mut (*__rt::elem_in(&mut __d_beta, 0)), __d_mx);
+        let __n3 = __rt::trip_count(0..k);
         let __lo3 = 0;
         for __r in 0..__n3 {
             let j_1 = __rt::range_nth(&__ty3, __lo3, __n3 - 1 - __r);
@@ -737,7 +694,7 @@ fn gmm_adjoint(
             let mut __dt20 = __rt::zero();
             let __s15 = __rt::pop(&mut __s15);
             let __s16 = __rt::pop(&mut __s16);
-            let __g9 = __rt::take(&mut (*__rt::elem_mut(&mut __d_beta, j_1)));
+            let __g9 = __rt::take(&mut (*__rt::elem_in(&mut __d_beta, j_1)));
             __rt::acc(&mut __dt19, __rt::rules::SubOp::d_lhs(&__s15, &__s16, &__g9));
             __rt::acc(&mut __dt20, __rt::rules::SubOp::d_rhs(&__s15, &__s16, &__g9));
             let __s14 = __rt::pop(&mut __s14);
@@ -748,14 +705,14 @@ fn gmm_adjoint(
             let __s12 = __rt::pop(&mut __s12);
             let __s13 = __rt::pop(&mut __s13);
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_alpha, j_1)),
+                &mut (*__rt::elem_in(&mut __d_alpha, j_1)),
                 __rt::rules::AddOp::d_lhs(&__s12, &__s13, &__dt19),
             );
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_sum_q, j_1)),
+                &mut (*__rt::elem_in(&mut __d_sum_q, j_1)),
                 __rt::rules::AddOp::d_rhs(&__s12, &__s13, &__dt19),
             );
-            let __n7 = __rt::pop(&mut __n7);
+            let __n7 = __rt::trip_count(0..d);
             let __lo7 = 0;
             for __r in 0..__n7 {
                 let t_2 = __rt::range_nth(&__ty7, __lo7, __n7 - 1 - __r);
@@ -773,7 +730,7 @@ fn gmm_adjoint(
                 );
                 let __s9 = __rt::pop(&mut __s9);
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_qxc, t_2)),
+                    &mut (*__rt::elem_in(&mut __d_qxc, t_2)),
                     __rt::rules::MulOp::d_lhs(
                         &__rt::shape_of(__rt::prim(&__s9)),
                         __rt::prim(&__s9),
@@ -781,7 +738,7 @@ fn gmm_adjoint(
                     ),
                 );
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_qxc, t_2)),
+                    &mut (*__rt::elem_in(&mut __d_qxc, t_2)),
                     __rt::rules::MulOp::d_rhs(
                         __rt::prim(&__s9),
                         &__rt::shape_of(__rt::prim(&__s9)),
@@ -789,11 +746,11 @@ fn gmm_adjoint(
                     ),
                 );
             }
-            let __n5 = __rt::pop(&mut __n5);
+            let __n5 = __rt::trip_count(0..d);
             let __lo5 = 0;
             for __r in 0..__n5 {
                 let c = __rt::range_nth(&__ty5, __lo5, __n5 - 1 - __r);
-                let __n6 = __rt::pop(&mut __n6);
+                let __n6 = __rt::trip_count(c + 1..d);
                 let __lo6 = c + 1;
                 let __h6 = if __n6 > 0 {
                     ::core::option::Option::Some(__rt::pop(&mut __s6))
@@ -806,9 +763,9 @@ fn gmm_adjoint(
                     li -= 1;
                     let __s7 = __rt::pop(&mut __s7);
                     let __s8 = __rt::pop(&mut __s8);
-                    let __g11 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, r)));
+                    let __g11 = __rt::take(&mut (*__rt::elem_in(&mut __d_qxc, r)));
                     __rt::acc(
-                        &mut (*__rt::elem_mut(&mut __d_qxc, r)),
+                        &mut (*__rt::elem_in(&mut __d_qxc, r)),
                         __rt::rules::AddOp::d_lhs(&__s7, &__s8, &__g11),
                     );
                     __rt::acc(
@@ -817,7 +774,7 @@ fn gmm_adjoint(
                     );
                     let __s6 = __rt::held(&__h6);
                     __rt::acc(
-                        &mut (*__rt::elem_mut(&mut __d_l, li)),
+                        &mut (*__rt::elem_in(&mut __d_l, li)),
                         __rt::rules::MulOp::d_lhs(
                             &__rt::shape_of(__rt::prim(&l[li])),
                             __rt::prim(&__s6),
@@ -825,7 +782,7 @@ fn gmm_adjoint(
                         ),
                     );
                     __rt::acc(
-                        &mut (*__rt::elem_mut(&mut __d_xc, c)),
+                        &mut (*__rt::elem_in(&mut __d_xc, c)),
                         __rt::rules::MulOp::d_rhs(
                             __rt::prim(&l[li]),
                             &__rt::shape_of(__rt::prim(&__s6)),
@@ -834,7 +791,7 @@ fn gmm_adjoint(
                     );
                 }
             }
-            let __n4 = __rt::pop(&mut __n4);
+            let __n4 = __rt::trip_count(0..d);
             let __lo4 = 0;
             for __r in 0..__n4 {
                 let t_1 = __rt::range_nth(&__ty4, __lo4, __n4 - 1 - __r);
@@ -843,9 +800,9 @@ fn gmm_adjoint(
                 let __t15 = j_1 * d;
                 let __t16 = __t15 + t_1;
                 let __s5 = __rt::pop(&mut __s5);
-                let __g12 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qxc, t_1)));
+                let __g12 = __rt::take(&mut (*__rt::elem_in(&mut __d_qxc, t_1)));
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_qdiag, __t16)),
+                    &mut (*__rt::elem_in(&mut __d_qdiag, __t16)),
                     __rt::rules::MulOp::d_lhs(
                         &__rt::shape_of(__rt::prim(&qdiag[__t16])),
                         __rt::prim(&__s5),
@@ -853,7 +810,7 @@ fn gmm_adjoint(
                     ),
                 );
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_xc, t_1)),
+                    &mut (*__rt::elem_in(&mut __d_xc, t_1)),
                     __rt::rules::MulOp::d_rhs(
                         __rt::prim(&qdiag[__t16]),
                         &__rt::shape_of(__rt::prim(&__s5)),
@@ -862,18 +819,19 @@ fn gmm_adjoint(
                 );
                 let __s3 = __rt::pop(&mut __s3);
                 let __s4 = __rt::pop(&mut __s4);
-                let __g13 = __rt::take(&mut (*__rt::elem_mut(&mut __d_xc, t_1)));
+                let __g13 = __rt::take(&mut (*__rt::elem_in(&mut __d_xc, t_1)));
                 __rt::acc(
-                    &mut (*__rt::elem_mut(&mut __d_means, __t14)),
+                    &mut (*__rt::elem_in(&mut __d_means, __t14)),
                     __rt::rules::SubOp::d_rhs(&__s3, &__s4, &__g13),
                 );
             }
         }
     }
+    let __n0 = __rt::trip_count(0..k);
     let __lo0 = 0;
     for __r in 0..__n0 {
         let j = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
-        let __n1 = __rt::pop(&mut __n1);
+        let __n1 = __rt::trip_count(0..d);
         let __lo1 = 0;
         for __r in 0..__n1 {
             let t = __rt::range_nth(&__ty1, __lo1, __n1 - 1 - __r);
@@ -885,19 +843,19 @@ fn gmm_adjoint(
             let __t10 = __t9 + t;
             let __s1 = __rt::pop(&mut __s1);
             let __s2 = __rt::pop(&mut __s2);
-            let __g14 = __rt::take(&mut (*__rt::elem_mut(&mut __d_sum_q, j)));
+            let __g14 = __rt::take(&mut (*__rt::elem_in(&mut __d_sum_q, j)));
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_sum_q, j)),
+                &mut (*__rt::elem_in(&mut __d_sum_q, j)),
                 __rt::rules::AddOp::d_lhs(&__s1, &__s2, &__g14),
             );
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_q, __t10)),
+                &mut (*__rt::elem_in(&mut __d_q, __t10)),
                 __rt::rules::AddOp::d_rhs(&__s1, &__s2, &__g14),
             );
             let __s0 = __rt::pop(&mut __s0);
-            let __g15 = __rt::take(&mut (*__rt::elem_mut(&mut __d_qdiag, __t6)));
+            let __g15 = __rt::take(&mut (*__rt::elem_in(&mut __d_qdiag, __t6)));
             __rt::acc(
-                &mut (*__rt::elem_mut(&mut __d_q, __t8)),
+                &mut (*__rt::elem_in(&mut __d_q, __t8)),
                 __rt::rules::Exp::d_x(__rt::prim(&__s0), &__g15),
             );
         }

@@ -64,7 +64,7 @@ pub fn rnn_adjoint(
     let mut __seed = d_out;
     let mut __d_w = __rt::zero_of(&w);
     let mut __d_u = __rt::zero_of(&u);
-    let mut __d_xs = __rt::zero_of(&xs);
+    let mut __d_xs = __rt::zero_shaped(&xs);
     let mut __d_h = __rt::zero_of(&h);
     let mut __dt3 = __rt::zero();
     __rt::acc(&mut __dt3, __rt::take(&mut __seed));
@@ -132,7 +132,7 @@ pub fn rnn_adjoint(
                 &__dt0,
             ),
         );
-        __rt::acc(&mut (*__rt::elem_mut(&mut __d_xs, __i)), __d_x);
+        __rt::acc(&mut (*__rt::elem_in(&mut __d_xs, __i)), __d_x);
     }
     (
         __t3,

@@ -68,6 +68,9 @@ pub struct Gen<'b> {
     witness: HashMap<VarId, (Ident, TokenStream)>,
     /// Variables that are the root of an indexed place (`v[i]`).
     indexed: Vec<bool>,
+    /// Containers of a fixed shape (`fixed_shape`): their adjoint is allocated
+    /// with the value's shape and indexed without growing.
+    sized: Vec<bool>,
     /// Statements whose float literals were bound to typed constants.
     typed: HashMap<StmtId, Expr>,
     n_consts: usize,
@@ -83,6 +86,11 @@ pub struct Gen<'b> {
     replay_deps: HashMap<VarId, Vec<VarId>>,
     /// Replayed loop variables: the variable, the range's start and step.
     replay_loops: HashMap<LoopId, (VarId, syn::Expr, Option<syn::Expr>)>,
+    /// Counted loops (`find_counted`): `for` loops over a range whose bounds
+    /// the reverse sweep can recompute and that nothing leaves early, so the
+    /// reverse sweep recomputes the trip count instead of popping a record:
+    /// the iterator expression and the variables it reads.
+    counted: HashMap<LoopId, (syn::Expr, Vec<VarId>)>,
     /// Replayed `let`s of each loop body, in program order.
     replay_lets: HashMap<RegionId, Vec<(VarId, StmtId, Expr)>>,
     /// Replayed variables the reverse sweep reads.
@@ -219,6 +227,7 @@ impl<'b> Gen<'b> {
             .enumerate()
             .map(|(i, v)| in_scope[i] && !v.reassigned)
             .collect();
+        let sized = fixed_shape(body, &indexed, &in_scope);
         let mut g = Gen {
             body,
             an,
@@ -232,12 +241,14 @@ impl<'b> Gen<'b> {
             n_consts: 0,
             witness: HashMap::new(),
             indexed,
+            sized,
             n_tmp: 0,
             borrows,
             replay: vec![false; body.vars.len()],
             copyish: vec![false; body.vars.len()],
             replay_deps: HashMap::new(),
             replay_loops: HashMap::new(),
+            counted: HashMap::new(),
             replay_lets: HashMap::new(),
             needed: HashSet::new(),
             rewound: Vec::new(),
@@ -344,6 +355,7 @@ impl<'b> Gen<'b> {
                 Stmt::Loop { lp, head, body, .. } => {
                     if let LoopHead::For { pat, iter, .. } = head {
                         self.replay_range(*lp, pat, iter, body.region);
+                        self.find_counted(*lp, iter);
                     }
                     for s in &body.stmts {
                         if !self.exits_of(s, body.region).is_empty() {
@@ -402,6 +414,47 @@ impl<'b> Gen<'b> {
         self.copyish[v] = true;
         self.replay_deps.insert(v, deps);
         self.replay_loops.insert(lp, (v, (**lo).clone(), step));
+    }
+
+    /// A `for` loop over `a..b`, `a..=b` or `(..).step_by(s)` whose bounds are
+    /// integer arithmetic over stable or recomputed values, and that no
+    /// `break`, `return` or `continue`/`break` of an outer loop leaves early:
+    /// its trip count is the range's length, recomputed by the reverse sweep
+    /// (`__rt::trip_count`) instead of counted and pushed per loop run.
+    fn find_counted(&mut self, lp: LoopId, iter: &syn::Expr) {
+        let (range, step) = match unparen(iter) {
+            syn::Expr::MethodCall(m) if m.method == "step_by" && m.args.len() == 1 => {
+                (unparen(&m.receiver), Some(&m.args[0]))
+            }
+            e => (e, None),
+        };
+        let syn::Expr::Range(r) = range else {
+            return;
+        };
+        let (Some(lo), Some(hi)) = (&r.start, &r.end) else {
+            return;
+        };
+        let mut deps = Vec::new();
+        if !self.pure_int(lo, &mut deps)
+            || !self.pure_int(hi, &mut deps)
+            || !step.is_none_or(|s| self.pure_int(s, &mut deps))
+        {
+            return;
+        }
+        let leaves_early = self.body.exits.iter().any(|e| {
+            let Some(at) = e.loops.iter().position(|l| *l == lp) else {
+                return false;
+            };
+            let target = e.target.and_then(|t| e.loops.iter().position(|l| *l == t));
+            match (&e.kind, target) {
+                (ExitKind::Continue, Some(t)) => t < at,
+                (ExitKind::Break, Some(t)) => t <= at,
+                _ => true,
+            }
+        });
+        if !leaves_early {
+            self.counted.insert(lp, (iter.clone(), deps));
+        }
     }
 
     /// `e` is arithmetic on literals, constants and stable or recomputed variables.
@@ -951,7 +1004,10 @@ impl<'b> Gen<'b> {
                 let hold = format_ident!("__h{}", self.n_slots - 1);
                 self.top.push(quote!(let mut #slot = #pv::Stack::new();));
                 let n = format_ident!("__n{}", lp);
-                let first = if self.body.loops[lp].outer.is_empty() {
+                let first = if self.counted.contains_key(&lp) {
+                    let f = format_ident!("__first{}", lp);
+                    quote!(#f)
+                } else if self.body.loops[lp].outer.is_empty() {
                     quote!(#n == 1)
                 } else {
                     let kn = format_ident!("__kn{}", lp);
@@ -1016,12 +1072,16 @@ impl<'b> Gen<'b> {
             let d = self.adj_name(p.root);
             quote!(#d)
         };
-        for proj in &p.proj {
+        for (k, proj) in p.proj.iter().enumerate() {
             l = match proj {
                 Proj::Field(m) => quote!(#l.#m),
                 Proj::Index(i) => {
                     let i = self.read(id, region, i, ReadKind::Plain, false);
-                    quote!((*#pv::elem_mut(&mut #l, #i)))
+                    if k == 0 && self.sized[p.root] {
+                        quote!((*#pv::elem_in(&mut #l, #i)))
+                    } else {
+                        quote!((*#pv::elem_mut(&mut #l, #i)))
+                    }
                 }
             };
         }
@@ -1403,8 +1463,11 @@ impl<'b> Gen<'b> {
         let kc = format_ident!("__kc{}", lp);
         let mut pre = TokenStream::new();
         let mut start = TokenStream::new();
+        let counted = self.counted.contains_key(&lp);
         if rev {
-            if nested {
+            if counted {
+                // The reverse sweep recomputes the trip count.
+            } else if nested {
                 self.top.push(quote!(let mut #n = ::std::vec::Vec::new();));
                 pre.extend(quote!(#n.push(0usize); let #kn = #n.len() - 1;));
                 start.extend(quote!(#n[#kn] += 1;));
@@ -1436,6 +1499,12 @@ impl<'b> Gen<'b> {
             }
         }
         let mut inner = self.forward_block(body);
+        if counted && self.hoisted.get(&lp).is_some_and(|h| !h.is_empty()) {
+            // Values saved once per loop run are saved on its first iteration.
+            let (f, first) = (format_ident!("__f{}", lp), format_ident!("__first{}", lp));
+            pre.extend(quote!(let mut #f = true;));
+            start.extend(quote!(let #first = #f; #f = false;));
+        }
         if rev {
             // Rewound counters of this body: their value at the end of the iteration.
             let pv = private();
@@ -1585,7 +1654,8 @@ impl<'b> Gen<'b> {
                         // A zero typed by the value (this also fixes the
                         // adjoint's type for arrays written by index).
                         let name = &self.body.vars[v].name;
-                        out.extend(quote!(let mut #d = #pv::zero_of(&#name);));
+                        let zero = self.zero_fn(v);
+                        out.extend(quote!(let mut #d = #pv::#zero(&#name);));
                     } else if let Some((w, restore)) = self.witness.get(&v) {
                         // Out of scope: a zero of the type the saved witness names.
                         out.extend(quote!(#restore let mut #d = #pv::zero_for(#w);));
@@ -1787,7 +1857,13 @@ impl<'b> Gen<'b> {
                 let c = format_ident!("__c{}", lp);
                 let last = format_ident!("__last{}", lp);
                 let mut pre = TokenStream::new();
-                if nested {
+                if let Some((iter, deps)) = self.counted.get(lp).cloned() {
+                    // The trip count is the range's length, recomputed.
+                    for d in deps {
+                        self.need(d);
+                    }
+                    pre.extend(quote!(let #n = #pv::trip_count(#iter);));
+                } else if nested {
                     pre.extend(quote!(let #n = #pv::pop(&mut #n);));
                     if info.has_break {
                         pre.extend(quote!(let #b = #pv::pop(&mut #b);));
@@ -1889,10 +1965,21 @@ impl<'b> Gen<'b> {
             if v.kind == VarKind::Param && self.an.varied[i] {
                 let d = self.adj_name(i);
                 let name = &v.name;
-                out.extend(quote!(let mut #d = #pv::zero_of(&#name);));
+                let zero = self.zero_fn(i);
+                out.extend(quote!(let mut #d = #pv::#zero(&#name);));
             }
         }
         out
+    }
+
+    /// The zero an in-scope variable's adjoint starts from: shaped like the
+    /// value for a container of fixed shape (`sized`), else shapeless.
+    fn zero_fn(&self, v: VarId) -> Ident {
+        if self.sized[v] {
+            format_ident!("zero_shaped")
+        } else {
+            format_ident!("zero_of")
+        }
     }
 
     pub fn adj_of_param(&self, name: &Ident) -> Ident {
@@ -1929,6 +2016,127 @@ fn unparen(e: &syn::Expr) -> &syn::Expr {
 }
 
 /// Calls `f` on every place an expression reads.
+/// Methods of the standard collections that change a container's length.
+const RESIZING_METHODS: &[&str] = &[
+    "push",
+    "pop",
+    "insert",
+    "remove",
+    "swap_remove",
+    "extend",
+    "extend_from_slice",
+    "truncate",
+    "resize",
+    "resize_with",
+    "clear",
+    "append",
+    "drain",
+    "retain",
+    "retain_mut",
+    "split_off",
+    "dedup",
+    "dedup_by",
+    "dedup_by_key",
+];
+
+/// The in-scope containers whose length never changes: indexed directly
+/// (`v[i]`, never through a field first), never assigned as a whole, and never
+/// the receiver of a resizing method or a `&mut` borrow in code the macro
+/// leaves as it is. Their adjoint is allocated at the value's shape when the
+/// reverse sweep starts (`zero_shaped`), so an index the primal code could
+/// use is in range of the adjoint, and the reverse sweep indexes it
+/// (`elem_in`) instead of growing it on demand (`elem_mut`), which keeps the
+/// adjoint's pointer and length in registers.
+fn fixed_shape(body: &Body, indexed: &[bool], in_scope: &[bool]) -> Vec<bool> {
+    let mut fixed: Vec<bool> = (0..body.vars.len())
+        .map(|v| indexed[v] && in_scope[v])
+        .collect();
+    let mut text: Vec<TokenStream> = Vec::new();
+    let mut reshaped: Vec<VarId> = Vec::new();
+    walk(&body.block.stmts, &mut |s| {
+        // `assigned`: the place is written (`v = ..` reshapes `v`).
+        let mut check = |p: &Place, assigned: bool| {
+            let reshapes = match p.proj.first() {
+                None => assigned,
+                Some(first) => !matches!(first, Proj::Index(_)),
+            };
+            if reshapes {
+                reshaped.push(p.root);
+            }
+        };
+        let opaque = |e: &Expr, text: &mut Vec<TokenStream>| {
+            if let Expr::Opaque { expr, .. } = e {
+                text.push(quote!(#expr));
+            }
+        };
+        match s {
+            Stmt::Assign { place, value, .. } => {
+                check(place, true);
+                expr_places(value, &mut |p| check(p, false));
+                opaque(value, &mut text);
+            }
+            Stmt::Let {
+                value: Some(value), ..
+            } => {
+                expr_places(value, &mut |p| check(p, false));
+                opaque(value, &mut text);
+            }
+            Stmt::Tail(Atom::Place(p)) | Stmt::Return(_, Atom::Place(p)) => check(p, false),
+            Stmt::If {
+                cond: Atom::Place(p),
+                ..
+            } => check(p, false),
+            Stmt::Loop {
+                head: LoopHead::For { iter, .. },
+                ..
+            } => text.push(quote!(#iter)),
+            Stmt::Opaque(t) => text.push(t.clone()),
+            _ => {}
+        }
+    });
+    for v in reshaped {
+        fixed[v] = false;
+    }
+    let mut resized = HashSet::new();
+    for t in text {
+        resized_names(t, &mut resized);
+    }
+    for (v, var) in body.vars.iter().enumerate() {
+        if resized.contains(&var.name.to_string()) {
+            fixed[v] = false;
+        }
+    }
+    fixed
+}
+
+/// Names in `ts` followed by `.` and a resizing method, or after `&mut`.
+fn resized_names(ts: TokenStream, out: &mut HashSet<String>) {
+    use proc_macro2::TokenTree;
+    let tt: Vec<TokenTree> = ts.into_iter().collect();
+    for (k, t) in tt.iter().enumerate() {
+        match t {
+            TokenTree::Group(g) => resized_names(g.stream(), out),
+            TokenTree::Ident(name) => {
+                let method = match (tt.get(k + 1), tt.get(k + 2)) {
+                    (Some(TokenTree::Punct(p)), Some(TokenTree::Ident(m)))
+                        if p.as_char() == '.' =>
+                    {
+                        Some(m.to_string())
+                    }
+                    _ => None,
+                };
+                let borrowed_mut = k >= 2
+                    && matches!(&tt[k - 1], TokenTree::Ident(m) if m == "mut")
+                    && matches!(&tt[k - 2], TokenTree::Punct(p) if p.as_char() == '&');
+                if borrowed_mut || method.is_some_and(|m| RESIZING_METHODS.contains(&m.as_str())) {
+                    out.insert(name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn expr_places(e: &Expr, f: &mut impl FnMut(&Place)) {
     let mut atom = |a: &Atom| {
         if let Atom::Place(p) = a {

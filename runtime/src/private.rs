@@ -143,6 +143,21 @@ pub fn zero_of<T: Differentiable + ?Sized>(_: &T) -> T::Tangent {
     T::Tangent::zero()
 }
 
+/// The zero gradient of a container whose shape never changes in the
+/// function (see the macro's `fixed_shape`): shaped like `x`, so the reverse
+/// sweep indexes it with [`elem_in`].
+#[inline(always)]
+pub fn zero_shaped<T: Differentiable + ?Sized>(x: &T) -> T::Tangent {
+    x.zero_tangent()
+}
+
+/// The `i`-th element of a gradient container allocated with its value's
+/// shape ([`zero_shaped`]): indexed, never grown.
+#[inline(always)]
+pub fn elem_in<V: IndexTangent + ?Sized>(v: &mut V, i: usize) -> &mut V::Elem {
+    v.elem_in(i)
+}
+
 /// A parameter's gradient with the full shape of the parameter.
 #[inline(always)]
 pub fn complete<T: Differentiable + ?Sized>(x: &T, t: T::Tangent) -> T::Tangent {
@@ -426,6 +441,13 @@ impl RangeIndex for char {
             None => unreachable!("tapeless: a recomputed loop variable left its range"),
         }
     }
+}
+
+/// The trip count of a `for` loop over a range that nothing leaves early:
+/// the range's length (`size_hint` is exact for ranges and `step_by`).
+#[inline(always)]
+pub fn trip_count<I: Iterator>(it: I) -> usize {
+    it.size_hint().0
 }
 
 /// The `k`-th value (from 0) of a range starting at `lo`.

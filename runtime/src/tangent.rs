@@ -61,6 +61,24 @@ pub trait IndexTangent {
     type Elem: Tangent;
     /// The `i`-th element's tangent, growing a shorter (partly zero) tangent as needed.
     fn elem_mut(&mut self, i: usize) -> &mut Self::Elem;
+    /// The `i`-th element's tangent of a tangent that already has its value's
+    /// shape (never grows it). Generated code uses it for containers whose
+    /// length the function never changes; it defaults to [`Self::elem_mut`].
+    #[inline(always)]
+    fn elem_in(&mut self, i: usize) -> &mut Self::Elem {
+        self.elem_mut(i)
+    }
+}
+
+/// An index past the end of a tangent that has its value's shape: the value
+/// was indexed there too, so this is a bug in tapeless.
+#[cold]
+#[inline(never)]
+fn shaped_index_bug(i: usize, len: usize) -> ! {
+    panic!(
+        "tapeless: index {i} is out of range of an adjoint shaped like its value \
+         (length {len}); please report this as a bug"
+    )
 }
 
 macro_rules! float_tangent {
@@ -230,6 +248,14 @@ impl<T: Tangent> IndexTangent for Vec<T> {
             self.resize_with(i + 1, T::zero);
         }
         &mut self[i]
+    }
+    #[inline(always)]
+    fn elem_in(&mut self, i: usize) -> &mut T {
+        let len = self.len();
+        match self.get_mut(i) {
+            Some(e) => e,
+            None => shaped_index_bug(i, len),
+        }
     }
 }
 

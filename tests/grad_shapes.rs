@@ -1,0 +1,212 @@
+//! Two reverse-sweep shortcuts and the cases that must fall back:
+//!
+//! * counted loops: a `for` over a range whose bounds the reverse sweep can
+//!   recompute and that nothing leaves early has its trip count recomputed
+//!   (`__rt::trip_count`) instead of recorded. Checked on nested triangular
+//!   ranges, `..=`, `step_by`, `continue` (does not change the count), and the
+//!   loops that must still record it (`break`, early `return`, a labeled
+//!   `continue` of the outer loop, a bound that is not recomputable);
+//! * fixed-shape adjoints: a container indexed directly and never resized gets
+//!   an adjoint of its value's shape, indexed without growth. Checked against
+//!   containers that must keep the growing adjoint: a `Vec` assigned as a
+//!   whole, a nested `Vec<Vec<f64>>` whose rows are replaced (`push` on an
+//!   active `Vec` is a compile error, tests/ui).
+//!
+//! Every gradient is compared with central finite differences of the same
+//! function (`common::fd_slice`), the math being whatever the function says.
+
+#![allow(clippy::needless_range_loop, clippy::ptr_arg)]
+
+mod common;
+
+use common::*;
+use tapeless::differentiable;
+
+#[track_caller]
+fn check(name: &str, f: impl Fn(&[f64]) -> f64, g: impl Fn(&[f64]) -> (f64, Vec<f64>), x: &[f64]) {
+    let (v, d) = g(x);
+    assert_eq!(v, f(x), "{name}: value");
+    assert_all_close(&d, &fd_slice(&f, x), name);
+}
+
+/// Σ_{c<r} x_r x_c w_{rc}, with `w` packed column by column: a triangular
+/// pair of counted loops whose inner bound depends on the outer variable,
+/// and a rewound counter.
+#[differentiable(wrt(x))]
+fn triangle(x: &[f64], w: &[f64]) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    let mut k = 0;
+    for c in 0..n {
+        for r in c + 1..n {
+            s += x[r] * x[c] * w[k];
+            k += 1;
+        }
+    }
+    s
+}
+
+#[test]
+fn triangular_counted_loops() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    let w: Vec<f64> = (0..10).map(|k| 0.1 * k as f64 - 0.3).collect();
+    check(
+        "triangle",
+        |x| triangle(x, &w),
+        |x| {
+            let (v, d) = triangle_grad(x, &w);
+            (v, d)
+        },
+        &x,
+    );
+}
+
+/// Inclusive and stepped ranges, an empty inner range on some iterations
+/// (`c..c` when `c == lo`), and `continue` inside a counted loop.
+#[differentiable(wrt(x))]
+fn ranges(x: &[f64], lo: usize) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    for c in lo..=n - 1 {
+        for r in (lo..c).step_by(2) {
+            if r % 3 == 1 {
+                continue;
+            }
+            s += (x[r] * x[c]).sin();
+        }
+        s += x[c] * x[c];
+    }
+    s
+}
+
+#[test]
+fn inclusive_stepped_and_continue() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4, 0.9, 1.1];
+    for lo in [0, 1, 3] {
+        check("ranges", |x| ranges(x, lo), |x| ranges_grad(x, lo), &x);
+    }
+}
+
+/// Loops that must record their trip count: `break` (data-dependent), an
+/// early `return` inside, and a labeled `continue` of the outer loop.
+#[differentiable(wrt(x))]
+fn early_exits(x: &[f64], cap: f64) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    'outer: for c in 0..n {
+        for r in 0..n {
+            if s > cap {
+                break;
+            }
+            if r > c + 2 {
+                continue 'outer;
+            }
+            s += x[r] * x[c];
+        }
+        if s < -cap {
+            return s * 2.0;
+        }
+    }
+    s
+}
+
+#[test]
+fn loops_left_early_record_their_trip_count() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    for cap in [0.5, 2.0, 100.0] {
+        check(
+            "early_exits",
+            |x| early_exits(x, cap),
+            |x| early_exits_grad(x, cap),
+            &x,
+        );
+    }
+    let y = [-0.9, 1.5, -1.1, 0.2];
+    check(
+        "early_exits (return)",
+        |x| early_exits(x, 0.5),
+        |x| early_exits_grad(x, 0.5),
+        &y,
+    );
+}
+
+/// Bounds the reverse sweep cannot recompute (`m` is reassigned in the
+/// loop): the trip count is recorded.
+#[differentiable(wrt(x))]
+fn moving_bound(x: &[f64]) -> f64 {
+    let mut m = 1;
+    let mut s = 0.0;
+    for c in 0..x.len() {
+        for r in 0..m {
+            s += x[r] * x[c].cos();
+        }
+        m = (m + 2).min(x.len());
+    }
+    s
+}
+
+#[test]
+fn bounds_that_change_are_recorded() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    check("moving_bound", moving_bound, moving_bound_grad, &x);
+}
+
+/// A local buffer written by index, read in a later loop: fixed shape.
+#[differentiable(wrt(x))]
+fn buffer(x: &[f64]) -> f64 {
+    let n = x.len();
+    let mut b = vec![0.0; n];
+    for i in 0..n {
+        b[i] = x[i].exp() - x[n - 1 - i];
+    }
+    let mut s = 0.0;
+    for i in 0..n {
+        s += b[i] * b[(i + 1) % n];
+    }
+    s
+}
+
+#[test]
+fn fixed_shape_local_buffer() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    check("buffer", buffer, buffer_grad, &x);
+}
+
+/// A container assigned as a whole keeps the growing adjoint: `v` is first
+/// two long, then five long; both are indexed.
+#[differentiable(wrt(x))]
+fn reshaped(x: &[f64]) -> f64 {
+    let mut v = vec![x[0] * x[1], x[2]];
+    let mut s = v[0] * v[1];
+    v = vec![x[0], x[1], x[2], x[3], x[4]];
+    for i in 0..v.len() {
+        s += v[i] * x[i].sin();
+    }
+    s
+}
+
+#[test]
+fn resized_containers_keep_growing_adjoints() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    check("reshaped", reshaped, reshaped_grad, &x);
+}
+
+/// Rows of a nested `Vec` replaced by rows of another length.
+#[differentiable(wrt(x))]
+fn rows(x: &[f64]) -> f64 {
+    let mut m = vec![vec![0.0; 1]; 3];
+    for r in 0..3 {
+        m[r] = vec![x[r], x[r + 1] * x[r]];
+    }
+    let mut s = 0.0;
+    for r in 0..3 {
+        s += m[r][0] * m[r][1];
+    }
+    s
+}
+
+#[test]
+fn nested_rows_replaced() {
+    let x = [0.3, -1.2, 0.8, 2.0];
+    check("rows", rows, rows_grad, &x);
+}
