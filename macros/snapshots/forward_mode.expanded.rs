@@ -37,7 +37,6 @@ pub fn energy_adjoint(
 ) {
     use ::tapeless::__private as __rt;
     let _ = energy;
-    let mut __n0 = 0usize;
     let __ty0 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
     let mut __s1 = __rt::Stack::new();
@@ -52,7 +51,6 @@ pub fn energy_adjoint(
     __s0.reserve(__hint);
     __s1.reserve(__hint);
     for i in __it0 {
-        __n0 += 1;
         __ty0.tie(&i);
         let __t0 = i - 1;
         __s0.push(__rt::shape_of(__rt::prim(&x[i])));
@@ -95,6 +93,7 @@ pub fn energy_adjoint(
         &mut (*__rt::elem_in(&mut __d_x, 0)),
         __rt::rules::Exp::d_x(__rt::prim(&__s7), &__dt5),
     );
+    let __n0 = __rt::trip_count(1..x.len());
     let __lo0 = 1;
     for __r in 0..__n0 {
         let i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);

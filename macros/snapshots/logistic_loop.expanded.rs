@@ -35,7 +35,6 @@ fn logistic_adjoint(
 ) {
     use ::tapeless::__private as __rt;
     let _ = logistic;
-    let mut __n0 = 0usize;
     let __ty0 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
     let mut __s1 = __rt::Stack::new();
@@ -53,7 +52,6 @@ fn logistic_adjoint(
     __s4.reserve(__hint);
     __s5.reserve(__hint);
     for i in __it0 {
-        __n0 += 1;
         __ty0.tie(&i);
         let __t0 = w * x[i];
         __s0.push(__rt::shape_of(__rt::prim(&__t0)));
@@ -74,6 +72,7 @@ fn logistic_adjoint(
     let mut __d_b = __rt::zero_of(&b);
     let mut __d_s = __rt::zero_of(&s);
     __rt::acc(&mut __d_s, __rt::take(&mut __seed));
+    let __n0 = __rt::trip_count(0..x.len());
     let __lo0 = 0;
     for __r in 0..__n0 {
         let i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);

@@ -35,7 +35,6 @@ fn lsq_adjoint(
 ) {
     use ::tapeless::__private as __rt;
     let _ = lsq;
-    let mut __n0 = 0usize;
     let __ty0 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
     let mut __s1 = __rt::Stack::new();
@@ -51,7 +50,6 @@ fn lsq_adjoint(
     __s3.reserve(__hint);
     __s4.reserve(__hint);
     for i in __it0 {
-        __n0 += 1;
         __ty0.tie(&i);
         let __t0 = w * x[i];
         __s0.push(__rt::shape_of(__rt::prim(&__t0)));
@@ -69,6 +67,7 @@ fn lsq_adjoint(
     let mut __d_b = __rt::zero_of(&b);
     let mut __d_s = __rt::zero_of(&s);
     __rt::acc(&mut __d_s, __rt::take(&mut __seed));
+    let __n0 = __rt::trip_count(0..x.len());
     let __lo0 = 0;
     for __r in 0..__n0 {
         let i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);

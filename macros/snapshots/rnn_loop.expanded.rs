@@ -34,7 +34,6 @@ pub fn rnn_adjoint(
 ) {
     use ::tapeless::__private as __rt;
     let _ = rnn;
-    let mut __n0 = 0usize;
     let __ty0 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
     let mut __s1 = __rt::Stack::new();
@@ -48,7 +47,6 @@ pub fn rnn_adjoint(
     __s2.reserve(__hint);
     __s3.reserve(__hint);
     for __i in __it0 {
-        __n0 += 1;
         __ty0.tie(&__i);
         let x = xs[__i];
         __s0.push(__rt::save_owned(__rt::prim(&h)));
@@ -84,6 +82,7 @@ pub fn rnn_adjoint(
             &__dt3,
         ),
     );
+    let __n0 = __rt::trip_count(0..xs.len());
     let __lo0 = 0;
     for __r in 0..__n0 {
         let __i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);

@@ -71,6 +71,8 @@ pub struct Gen<'b> {
     /// Containers of a fixed shape (`fixed_shape`): their adjoint is allocated
     /// with the value's shape and indexed without growing.
     sized: Vec<bool>,
+    /// Names resized or borrowed `&mut` in code the macro leaves as it is.
+    resized: HashSet<String>,
     /// Statements whose float literals were bound to typed constants.
     typed: HashMap<StmtId, Expr>,
     n_consts: usize,
@@ -227,7 +229,7 @@ impl<'b> Gen<'b> {
             .enumerate()
             .map(|(i, v)| in_scope[i] && !v.reassigned)
             .collect();
-        let sized = fixed_shape(body, &indexed, &in_scope);
+        let (sized, resized) = fixed_shape(body, &indexed, &in_scope);
         let mut g = Gen {
             body,
             an,
@@ -242,6 +244,7 @@ impl<'b> Gen<'b> {
             witness: HashMap::new(),
             indexed,
             sized,
+            resized,
             n_tmp: 0,
             borrows,
             replay: vec![false; body.vars.len()],
@@ -492,6 +495,22 @@ impl<'b> Gen<'b> {
                         | Or(_)
                 ) && self.pure_int(&b.left, deps)
                     && self.pure_int(&b.right, deps)
+            }
+            // `x.len()` of a stable container nothing resizes.
+            syn::Expr::MethodCall(m) if m.method == "len" && m.args.is_empty() => {
+                let syn::Expr::Path(p) = unparen(&m.receiver) else {
+                    return false;
+                };
+                let Some(id) = p.path.get_ident() else {
+                    return false;
+                };
+                match self.names.get(&id.to_string()) {
+                    Some(Some(v)) if self.stable[*v] && !self.resized.contains(&id.to_string()) => {
+                        deps.push(*v);
+                        true
+                    }
+                    _ => false,
+                }
             }
             syn::Expr::Path(p) if p.qself.is_none() => {
                 if let Some(id) = p.path.get_ident() {
@@ -2047,7 +2066,7 @@ const RESIZING_METHODS: &[&str] = &[
 /// use is in range of the adjoint, and the reverse sweep indexes it
 /// (`elem_in`) instead of growing it on demand (`elem_mut`), which keeps the
 /// adjoint's pointer and length in registers.
-fn fixed_shape(body: &Body, indexed: &[bool], in_scope: &[bool]) -> Vec<bool> {
+fn fixed_shape(body: &Body, indexed: &[bool], in_scope: &[bool]) -> (Vec<bool>, HashSet<String>) {
     let mut fixed: Vec<bool> = (0..body.vars.len())
         .map(|v| indexed[v] && in_scope[v])
         .collect();
@@ -2106,7 +2125,7 @@ fn fixed_shape(body: &Body, indexed: &[bool], in_scope: &[bool]) -> Vec<bool> {
             fixed[v] = false;
         }
     }
-    fixed
+    (fixed, resized)
 }
 
 /// Names in `ts` followed by `.` and a resizing method, or after `&mut`.

@@ -188,13 +188,17 @@ impl<T: Differentiable> Differentiable for [T] {
         self.iter().map(T::zero_tangent).collect()
     }
     fn complete_tangent(&self, t: Vec<T::Tangent>) -> Vec<T::Tangent> {
-        let mut t = t.into_iter();
-        self.iter()
-            .map(|x| match t.next() {
-                Some(e) => x.complete_tangent(e),
-                None => x.zero_tangent(),
-            })
-            .collect()
+        // In place: a gradient that already has the value's shape (the
+        // adjoint of a slice the function only indexes) is returned as it is.
+        let mut t = t;
+        t.truncate(self.len());
+        for (e, x) in t.iter_mut().zip(self) {
+            let g = core::mem::replace(e, T::Tangent::zero());
+            *e = x.complete_tangent(g);
+        }
+        let n = t.len();
+        t.extend(self[n..].iter().map(T::zero_tangent));
+        t
     }
 }
 
