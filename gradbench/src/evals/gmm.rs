@@ -124,9 +124,18 @@ pub fn ln_gamma(x: f64) -> f64 {
 }
 
 /// One point's log-likelihood up to a constant: logsumexp over the components
-/// of β_j = α_j + Σ_t q_jt - ½ ‖Q_j (x - μ_j)‖².
-#[differentiable(wrt(alpha, mu, q, l))]
-pub fn point_term(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64]) -> f64 {
+/// of β_j = α_j + Σ_t q_jt - ½ ‖Q_j (x - μ_j)‖², given Q_j's diagonal
+/// `qdiag = exp(q)` and `sum_q[j] = Σ_t q_jt` (computed once per evaluation
+/// by `objective`, as GradBench's hand-written C++ does).
+#[differentiable(wrt(alpha, mu, qdiag, sum_q, l))]
+pub fn point_term(
+    alpha: &[f64],
+    mu: &[f64],
+    qdiag: &[f64],
+    sum_q: &[f64],
+    l: &[f64],
+    x: &[f64],
+) -> f64 {
     let k = alpha.len();
     let d = x.len();
     let l_sz = d * (d - 1) / 2;
@@ -134,12 +143,9 @@ pub fn point_term(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64]) ->
     let mut xc = vec![0.0; d];
     let mut qxc = vec![0.0; d];
     for j in 0..k {
-        // Q_j (x - μ_j): the diagonal, then the strictly lower part
-        let mut sum_q = 0.0;
         for t in 0..d {
             xc[t] = x[t] - mu[j * d + t];
-            qxc[t] = q[j * d + t].exp() * xc[t];
-            sum_q += q[j * d + t];
+            qxc[t] = qdiag[j * d + t] * xc[t];
         }
         let mut li = j * l_sz;
         for c in 0..d {
@@ -152,7 +158,7 @@ pub fn point_term(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64]) ->
         for t in 0..d {
             sq += qxc[t] * qxc[t];
         }
-        beta[j] = alpha[j] + sum_q - 0.5 * sq;
+        beta[j] = alpha[j] + sum_q[j] - 0.5 * sq;
     }
     logsumexp(&beta)
 }
@@ -165,9 +171,18 @@ pub fn objective(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64], w: 
     let d = mu.len() / k;
     let n = x.len() / d;
     let l_sz = d * (d - 1) / 2;
+    // Q_j's diagonal and Σ_t q_jt, once per component
+    let mut qdiag = vec![0.0; k * d];
+    let mut sum_q = vec![0.0; k];
+    for j in 0..k {
+        for t in 0..d {
+            qdiag[j * d + t] = q[j * d + t].exp();
+            sum_q[j] += q[j * d + t];
+        }
+    }
     let mut slse = 0.0;
     for i in 0..n {
-        slse += point_term(alpha, mu, q, l, &x[i * d..(i + 1) * d]);
+        slse += point_term(alpha, mu, &qdiag, &sum_q, l, &x[i * d..(i + 1) * d]);
     }
     let log_2pi = (2.0 * std::f64::consts::PI).ln();
     let likelihood = slse - n as f64 * (0.5 * d as f64 * log_2pi + logsumexp(alpha));
@@ -178,15 +193,13 @@ pub fn objective(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64], w: 
     let mut prior = 0.0;
     for j in 0..k {
         let mut frobenius = 0.0;
-        let mut sum_q = 0.0;
         for t in 0..d {
-            frobenius += (2.0 * q[j * d + t]).exp();
-            sum_q += q[j * d + t];
+            frobenius += qdiag[j * d + t] * qdiag[j * d + t];
         }
         for t in 0..l_sz {
             frobenius += l[j * l_sz + t] * l[j * l_sz + t];
         }
-        prior += c - 0.5 * w.gamma * w.gamma * frobenius + w.m as f64 * sum_q;
+        prior += c - 0.5 * w.gamma * w.gamma * frobenius + w.m as f64 * sum_q[j];
     }
     likelihood + prior
 }
