@@ -6,6 +6,7 @@
 //!   ranges, `..=`, `step_by`, `continue` (does not change the count), and the
 //!   loops that must still record it (`break`, early `return`, a labeled
 //!   `continue` of the outer loop, a bound that is not recomputable);
+//! * loop-invariant adjoint elements are summed in a local per loop run;
 //! * fixed-shape adjoints: a container indexed directly and never resized gets
 //!   an adjoint of its value's shape, indexed without growth. Checked against
 //!   containers that must keep the growing adjoint: a `Vec` assigned as a
@@ -209,4 +210,47 @@ fn rows(x: &[f64]) -> f64 {
 fn nested_rows_replaced() {
     let x = [0.3, -1.2, 0.8, 2.0];
     check("rows", rows, rows_grad, &x);
+}
+
+/// An element every inner iteration adds to (`x[c]` in the loops over `r`
+/// and `t`) is summed in a local and added once after the loop, including
+/// when the loop is left by `break`, skips iterations by `continue`, or reads
+/// the element only under a branch, and when two nested loops both qualify.
+#[differentiable(wrt(x, y))]
+fn promoted(x: &[f64], y: &[f64], cap: f64) -> f64 {
+    let n = x.len();
+    let mut s = 0.0;
+    for c in 0..n {
+        for r in 0..n {
+            if r == c {
+                continue;
+            }
+            if y[r] > 0.0 {
+                s += (y[r] * x[c]).sin();
+            }
+            if s > cap {
+                break;
+            }
+        }
+        for r in 0..n {
+            for t in 0..r {
+                s += x[c] * y[t] * y[r];
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn loop_invariant_adjoint_elements() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    let y = [0.5, 0.9, -0.7, 0.2, 1.3];
+    for cap in [0.5, 100.0] {
+        let f = |v: &[f64]| promoted(&v[..5], &v[5..], cap);
+        let g = |v: &[f64]| {
+            let (val, (dx, dy)) = promoted_grad(&v[..5], &v[5..], cap);
+            (val, [dx, dy].concat())
+        };
+        check("promoted", f, g, &[x, y].concat());
+    }
 }

@@ -750,6 +750,7 @@ fn gmm_adjoint(
             let __lo5 = 0;
             for __r in 0..__n5 {
                 let c = __rt::range_nth(&__ty5, __lo5, __n5 - 1 - __r);
+                let mut __p0 = __rt::zero();
                 let __n6 = __rt::trip_count(c + 1..d);
                 let __lo6 = c + 1;
                 let __h6 = if __n6 > 0 {
@@ -782,7 +783,7 @@ fn gmm_adjoint(
                         ),
                     );
                     __rt::acc(
-                        &mut (*__rt::elem_in(&mut __d_xc, c)),
+                        &mut __p0,
                         __rt::rules::MulOp::d_rhs(
                             __rt::prim(&l[li]),
                             &__rt::shape_of(__rt::prim(&__s6)),
@@ -790,6 +791,7 @@ fn gmm_adjoint(
                         ),
                     );
                 }
+                __rt::acc(&mut (*__rt::elem_in(&mut __d_xc, c)), __p0);
             }
             let __n4 = __rt::trip_count(0..d);
             let __lo4 = 0;

@@ -116,6 +116,10 @@ pub struct Gen<'b> {
     /// Reads saved once per loop execution (`hoist_loop`): their stack and the
     /// binding that holds the popped value in the reverse sweep.
     hoisted: HashMap<LoopId, Vec<(Ident, Ident)>>,
+    /// Adjoint elements accumulated in a local while the reverse sweep of a
+    /// loop runs (`promotable`), by the place's text: the local's name.
+    promoted: HashMap<String, Ident>,
+    n_promoted: usize,
     /// Variables by name (`None`: the name is not unique).
     names: HashMap<String, Option<VarId>>,
 }
@@ -261,6 +265,8 @@ impl<'b> Gen<'b> {
             last_write_top: vec![0; body.vars.len()],
             cur_top: 0,
             hoisted: HashMap::new(),
+            promoted: HashMap::new(),
+            n_promoted: 0,
             names: HashMap::new(),
         };
         for (i, v) in body.vars.iter().enumerate() {
@@ -837,6 +843,70 @@ impl<'b> Gen<'b> {
         invariant(self, lp, a, &written, &words).then_some(lp)
     }
 
+    /// The adjoint elements that every reverse iteration of loop `lp` only
+    /// adds to at one and the same element (`xc[c]` in
+    /// `for r in c + 1..d { qxc[r] += l[li] * xc[c]; .. }`): the root is
+    /// active, declared outside the loop and not written in it, every place
+    /// of it in the loop is the same element, and its indices are stable or
+    /// recomputed values declared outside the loop. The reverse sweep adds to
+    /// a local in the loop and adds the local to the element after it, so the
+    /// sum stays in a register instead of going through memory every
+    /// iteration (a store-to-load chain the compiler cannot remove, since it
+    /// cannot tell that no other adjoint aliases the element).
+    fn promotable(&self, lp: LoopId, body: &Block) -> Vec<Place> {
+        let mut places: Vec<(Place, bool)> = Vec::new();
+        walk(&body.stmts, &mut |s| {
+            let mut read = |p: &Place| places.push((p.clone(), false));
+            match s {
+                Stmt::Assign { place, value, .. } => {
+                    read(place);
+                    places.last_mut().unwrap().1 = true;
+                    expr_places(value, &mut |p| places.push((p.clone(), false)));
+                }
+                Stmt::Let { value: Some(v), .. } => expr_places(v, &mut read),
+                Stmt::If {
+                    cond: Atom::Place(p),
+                    ..
+                }
+                | Stmt::Tail(Atom::Place(p))
+                | Stmt::Return(_, Atom::Place(p)) => read(p),
+                _ => {}
+            }
+        });
+        fn outside(g: &Gen<'_>, lp: LoopId, v: VarId) -> bool {
+            !g.body.regions[g.body.vars[v].region].loops.contains(&lp)
+        }
+        fn fixed_index(g: &Gen<'_>, lp: LoopId, p: &Place) -> bool {
+            p.proj.iter().all(|pr| match pr {
+                Proj::Field(_) => true,
+                Proj::Index(Atom::Place(i)) => {
+                    let r = i.root;
+                    (g.stable[r] || g.replay[r]) && outside(g, lp, r) && fixed_index(g, lp, i)
+                }
+                Proj::Index(_) => true,
+            })
+        }
+        let mut out: Vec<Place> = Vec::new();
+        let mut seen: HashSet<VarId> = HashSet::new();
+        for (p, _) in &places {
+            let r = p.root;
+            if !seen.insert(r) || !self.an.active(r) || !outside(self, lp, r) || p.proj.is_empty() {
+                continue;
+            }
+            let key = emit_place_bare(&self.body.vars, p).to_string();
+            let same = places
+                .iter()
+                .filter(|(q, _)| q.root == r)
+                .all(|(q, written)| {
+                    !written && emit_place_bare(&self.body.vars, q).to_string() == key
+                });
+            if same && fixed_index(self, lp, p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
     /// Marks a recomputed variable (and what it is computed from) as read.
     fn need(&mut self, v: VarId) {
         if !self.replay[v] || !self.needed.insert(v) {
@@ -1087,6 +1157,12 @@ impl<'b> Gen<'b> {
     /// The adjoint of a place, as `&mut` tangent; reads its indices.
     fn adj_mut(&mut self, id: StmtId, region: RegionId, p: &Place) -> TokenStream {
         let pv = private();
+        if !self.promoted.is_empty() {
+            let key = emit_place_bare(&self.body.vars, p).to_string();
+            if let Some(local) = self.promoted.get(&key) {
+                return quote!(&mut #local);
+            }
+        }
         let mut l = {
             let d = self.adj_name(p.root);
             quote!(#d)
@@ -1868,7 +1944,21 @@ impl<'b> Gen<'b> {
                     quote!(#restores if #c { #t } else { #e })
                 }
             }
-            Stmt::Loop { lp, body, .. } if self.an.loop_rev[*lp] => {
+            Stmt::Loop { id, lp, body, .. } if self.an.loop_rev[*lp] => {
+                let mut promoted = Vec::new();
+                let mut before = TokenStream::new();
+                for p in self.promotable(*lp, body) {
+                    let key = emit_place_bare(&self.body.vars, &p).to_string();
+                    if self.promoted.contains_key(&key) {
+                        // An outer loop already keeps it in a local.
+                        continue;
+                    }
+                    let local = format_ident!("__p{}", self.n_promoted);
+                    self.n_promoted += 1;
+                    before.extend(quote!(let mut #local = #pv::zero();));
+                    self.promoted.insert(key.clone(), local.clone());
+                    promoted.push((key, p, local));
+                }
                 let info = &self.body.loops[*lp];
                 let nested = !info.outer.is_empty();
                 let n = format_ident!("__n{}", lp);
@@ -1939,7 +2029,13 @@ impl<'b> Gen<'b> {
                         }
                     }
                 }
-                quote!(#pre for __r in 0..#n { #start #inner })
+                let mut after = TokenStream::new();
+                for (key, p, local) in promoted {
+                    self.promoted.remove(&key);
+                    let adj = self.adj_mut(*id, region, &p);
+                    after.extend(quote!(#pv::acc(#adj, #local);));
+                }
+                quote!(#before #pre for __r in 0..#n { #start #inner } #after)
             }
             Stmt::Tail(a) | Stmt::Return(_, a) => match self.active_place(a) {
                 Some(p) => {

@@ -78,3 +78,8 @@ fn logistic_loop() {
 fn gmm() {
     check("gmm");
 }
+
+#[test]
+fn promoted_loops() {
+    check("promoted_loops");
+}
