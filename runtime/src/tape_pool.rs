@@ -159,6 +159,8 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> Option<R> {
 
 /// A `Vec<T>` with no values and room for at least `n` of them, made from a
 /// pooled buffer; `None` when no pooled buffer fits.
+#[cold]
+#[inline(never)]
 pub(crate) fn take_vec<T>(n: usize) -> Option<Vec<T>> {
     let size = core::mem::size_of::<T>();
     if size == 0 || n == 0 {
@@ -184,6 +186,8 @@ pub(crate) fn take_vec<T>(n: usize) -> Option<Vec<T>> {
 }
 
 /// Drops the values of `v` and keeps its buffer in the pool (or frees it).
+#[cold]
+#[inline(never)]
 pub(crate) fn give_vec<T>(mut v: Vec<T>) {
     let size = core::mem::size_of::<T>();
     if size == 0 || v.capacity() == 0 {
