@@ -261,8 +261,29 @@ fn index_loop(x: &[f64], y: &[f64]) -> f64 {
     s
 }
 
+/// A reference to a local, read in a loop: the reverse sweep keeps a type
+/// witness of `&Vec<f64>` on a stack declared before `v`. That compiles only
+/// while the stack's drop may outlive `v`'s borrow, as `Vec`'s does
+/// (`__private::Stack` has no `Drop` impl for this reason).
+#[differentiable]
+fn ref_to_local_in_loop(x: &[f64]) -> f64 {
+    let v = x.to_vec();
+    let mut s: f64 = 0.0;
+    for i in 0..x.len() {
+        let r = &v;
+        s += r[i] * r[i] * s.sin();
+    }
+    s
+}
+
 #[test]
 fn slice_iteration() {
+    check_slice(
+        "ref_to_local_in_loop",
+        ref_to_local_in_loop,
+        ref_to_local_in_loop_grad,
+        &inputs(),
+    );
     // d/dx_i sum x^2 = 2 x_i
     for x in inputs() {
         let (v, d) = iter_sum_sq_grad(&x);

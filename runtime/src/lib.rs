@@ -5,6 +5,8 @@
 //! * [`rules`]: one derivative rule per primitive operation, ordinary Rust,
 //!   each tested against finite differences.
 //! * [`stop_gradient`]: the identity with a zero derivative.
+//! * [`release_tape_memory`]: frees the buffers this thread caches for the
+//!   stacks of `_grad` calls with loops ([`tape_pool`]).
 
 pub mod checkpoint;
 mod forward;
@@ -14,6 +16,7 @@ pub mod optim;
 pub mod params;
 pub mod rules;
 mod tangent;
+pub mod tape_pool;
 pub mod tensor;
 
 #[doc(hidden)]
@@ -22,6 +25,7 @@ pub mod __private;
 
 pub use forward::{Flat, ForwardFloat, Jacobian};
 pub use tangent::{Differentiable, IndexTangent, Tangent};
+pub use tape_pool::release as release_tape_memory;
 
 /// `x` itself, with a zero derivative: inside a `#[differentiable]` function,
 /// gradients do not flow through `stop_gradient(x)` back to `x`.

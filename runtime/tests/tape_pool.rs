@@ -1,0 +1,315 @@
+//! The tape pool: the stacks of generated adjoints (`__private::Stack`) take
+//! their buffers from a per-thread cache when they first need room and give
+//! them back when their last value is popped. Values survive, are dropped
+//! exactly once, buffers are reused only by types of the same alignment, and
+//! the cache stays within its bounds. Runs under Miri (`.ci/run`), which
+//! checks the layouts buffers are freed with and that nothing leaks.
+//!
+//! Each test runs on its own thread (libtest), so it sees its own pool.
+
+use std::cell::Cell;
+use tapeless_runtime::__private::{pop, Stack};
+use tapeless_runtime::tape_pool::{self, cached, MAX_BUFFERS, MAX_BYTES};
+
+/// Element counts: smaller under Miri, which is slow.
+const N: usize = if cfg!(miri) { 200 } else { 10_000 };
+
+/// Pushes `xs` onto a new stack reserved for them, pops them all and checks
+/// they come back in reverse order.
+fn round_trip<T: Clone + PartialEq + std::fmt::Debug>(xs: &[T]) {
+    let mut s = Stack::new();
+    s.reserve(xs.len());
+    for x in xs {
+        s.push(x.clone());
+    }
+    for x in xs.iter().rev() {
+        assert_eq!(&pop(&mut s), x);
+    }
+}
+
+/// A stack of `n` values `f(0..n)`, reserved or grown by pushes.
+fn filled<T>(n: usize, reserve: bool, f: impl Fn(usize) -> T) -> Stack<T> {
+    let mut s = Stack::new();
+    if reserve {
+        s.reserve(n);
+    }
+    for i in 0..n {
+        s.push(f(i));
+    }
+    s
+}
+
+/// Pops the `n` values `f(0..n)` of `s`, checking them.
+fn emptied<T: PartialEq + std::fmt::Debug>(s: &mut Stack<T>, n: usize, f: impl Fn(usize) -> T) {
+    for i in (0..n).rev() {
+        assert_eq!(pop(s), f(i));
+    }
+}
+
+#[test]
+fn values_survive_for_every_type() {
+    tape_pool::release();
+    for _ in 0..3 {
+        round_trip(&(0..N).map(|i| i as f64 * 0.5).collect::<Vec<_>>());
+        round_trip(&(0..N).map(|i| i as f32 - 3.0).collect::<Vec<_>>());
+        round_trip(&(0..N).map(|i| i as u8).collect::<Vec<_>>());
+        round_trip(&(0..N).map(|i| (i as f64, i * 7)).collect::<Vec<_>>());
+        round_trip(&(0..N).map(|i| i % 3 == 0).collect::<Vec<_>>());
+        round_trip(
+            &(0..N / 10)
+                .map(|i| vec![i as f64; i % 5])
+                .collect::<Vec<_>>(),
+        );
+        round_trip(&(0..N / 10).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+    // Alignments 8, 4, 1 (bool and u8 share buffers, so may the 24-byte
+    // String and Vec<f64>): one buffer per stack at most.
+    let (bufs, bytes) = cached();
+    assert!((3..=7).contains(&bufs), "{bufs} buffers");
+    assert!(bytes > 0);
+    tape_pool::release();
+    assert_eq!(cached(), (0, 0));
+}
+
+#[test]
+fn an_emptied_stack_gives_its_buffer_back_and_the_next_takes_it() {
+    tape_pool::release();
+    let mut s = filled(100, true, |i| i as f64);
+    assert_eq!(cached(), (0, 0));
+    emptied(&mut s, 100, |i| i as f64);
+    assert_eq!(cached(), (1, 800));
+    drop(s);
+    assert_eq!(cached(), (1, 800));
+    // Same alignment and a size that divides 800: `(f64, usize)`.
+    let mut s = Stack::new();
+    s.reserve(50);
+    assert_eq!(cached(), (0, 0), "(f64, usize) takes the f64 buffer");
+    for i in 0..50 {
+        s.push((i as f64, i));
+    }
+    emptied(&mut s, 50, |i| (i as f64, i));
+    assert_eq!(cached(), (1, 800));
+    // The same stack used again takes a buffer again.
+    s.push((1.0, 1));
+    assert_eq!(cached(), (0, 0));
+    assert_eq!(pop(&mut s), (1.0, 1));
+    assert_eq!(cached(), (1, 800));
+    // A different alignment does not take it.
+    let mut s = filled(2, false, |i| i as f32);
+    assert_eq!(cached(), (1, 800));
+    emptied(&mut s, 2, |i| i as f32);
+    assert_eq!(cached(), (2, 800 + 16), "f32: Vec's first capacity is 4");
+    let mut s = filled(1, false, |i| i as u8);
+    assert_eq!(cached().0, 2, "u8 has alignment 1: nothing fits");
+    emptied(&mut s, 1, |i| i as u8);
+    assert_eq!(cached().0, 3);
+    // A request bigger than every buffer takes none.
+    let mut s = filled(101, true, |i| i as u64);
+    assert_eq!(cached().0, 3);
+    emptied(&mut s, 101, |i| i as u64);
+    assert_eq!(cached().0, 4);
+    tape_pool::release();
+    assert_eq!(cached(), (0, 0));
+}
+
+#[test]
+fn the_smallest_buffer_that_fits_is_taken() {
+    tape_pool::release();
+    let mut three: Vec<Stack<f64>> = [1000usize, 10, 100]
+        .into_iter()
+        .map(|n| filled(n, true, |i| i as f64))
+        .collect();
+    for (s, n) in three.iter_mut().zip([1000, 10, 100]) {
+        emptied(s, n, |i| i as f64);
+    }
+    assert_eq!(cached(), (3, 8 * 1110));
+    let mut s = Stack::new();
+    s.reserve(50);
+    s.push(0.5f64);
+    assert_eq!(cached(), (2, 8 * 1010), "took the 100");
+    let mut t = Stack::new();
+    t.push(0.25f64);
+    assert_eq!(cached(), (1, 8 * 1000), "push takes the smallest: 10");
+    // Grows past the pooled capacity with `Vec`'s own growth.
+    for i in 0..N {
+        t.push(i as f64);
+    }
+    emptied(&mut t, N, |i| i as f64);
+    assert_eq!(pop(&mut t), 0.25);
+    assert_eq!(pop(&mut s), 0.5);
+    let (bufs, bytes) = cached();
+    assert_eq!(bufs, 3);
+    assert!(bytes >= 8 * (1100 + N), "{bytes}");
+}
+
+thread_local! {
+    static DROPS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts its drops (per thread).
+#[derive(Debug, PartialEq)]
+struct Counted(u64, String);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        DROPS.with(|d| d.set(d.get() + 1));
+    }
+}
+
+fn drops() -> usize {
+    DROPS.with(Cell::get)
+}
+
+#[test]
+fn values_that_need_drop_are_dropped_once() {
+    tape_pool::release();
+    let n = N / 10;
+    let counted = |i: usize| Counted(i as u64, format!("{i}"));
+    // Emptied: every value is popped, and the buffer goes to the pool.
+    for round in 0..3 {
+        let before = drops();
+        let mut s = filled(n, true, counted);
+        // Each pop drops the popped value and the one compared with it.
+        emptied(&mut s, n, counted);
+        assert_eq!(drops() - before, 2 * n, "round {round}");
+        drop(s);
+        assert_eq!(drops() - before, 2 * n);
+        assert_eq!(cached().0, 1, "round {round}");
+    }
+    // Dropped partly popped (a reverse sweep cut short): the values left are
+    // dropped with the stack, and the buffer is freed, not pooled.
+    let before = drops();
+    let mut s = filled(n, true, counted);
+    assert_eq!(cached(), (0, 0));
+    for i in (n / 3..n).rev() {
+        assert_eq!(pop(&mut s), counted(i));
+    }
+    assert_eq!(drops() - before, 2 * (n - n / 3));
+    drop(s);
+    assert_eq!(drops() - before, 2 * (n - n / 3) + n / 3);
+    assert_eq!(cached(), (0, 0));
+    // Strings and vectors, and a 16-byte type in a 32-byte type's buffer.
+    round_trip(&(0..n).map(|i| format!("{i}")).collect::<Vec<_>>());
+    round_trip(&(0..n).map(|i| vec![i as f64; 3]).collect::<Vec<_>>());
+    let bytes = cached().1;
+    let mut s = filled(n, true, |i| [i as f64, -(i as f64)]);
+    assert!(cached().1 < bytes);
+    emptied(&mut s, n, |i| [i as f64, -(i as f64)]);
+}
+
+/// Zero-sized values that need drop keep no buffer but are still dropped.
+#[test]
+fn zero_sized_values_with_drop() {
+    struct Z;
+    impl Drop for Z {
+        fn drop(&mut self) {
+            DROPS.with(|d| d.set(d.get() + 1));
+        }
+    }
+    tape_pool::release();
+    let before = drops();
+    let mut s = filled(10, true, |_| Z);
+    drop(pop(&mut s));
+    drop(s);
+    assert_eq!(drops() - before, 10);
+    let mut s = filled(10, true, |_| Z);
+    for _ in 0..10 {
+        drop(pop(&mut s));
+    }
+    assert_eq!(drops() - before, 20);
+    assert_eq!(cached(), (0, 0));
+    // Zero-sized values without drop keep nothing at all.
+    let mut s = filled(10, true, |_| ());
+    for _ in 0..10 {
+        pop(&mut s);
+    }
+    assert_eq!(cached(), (0, 0));
+}
+
+#[test]
+fn many_stacks_at_once_and_the_count_bound() {
+    tape_pool::release();
+    let k = MAX_BUFFERS + 8;
+    let value = |j: usize| move |i: usize| (i * k + j) as f64;
+    let mut stacks: Vec<Stack<f64>> = (0..k).map(|j| filled(8 + j, true, value(j))).collect();
+    for (j, s) in stacks.iter_mut().enumerate() {
+        emptied(s, 8 + j, value(j));
+    }
+    drop(stacks);
+    // The biggest `MAX_BUFFERS` are kept: sizes 8 + j for j in 8..k.
+    let kept: usize = (8..k).map(|j| 8 * (8 + j)).sum();
+    assert_eq!(cached(), (MAX_BUFFERS, kept));
+    // A smaller buffer given back to a full pool is freed.
+    let mut s = filled(4, true, |i| i as u32);
+    assert_eq!(cached(), (MAX_BUFFERS, kept), "no buffer of alignment 4");
+    emptied(&mut s, 4, |i| i as u32);
+    assert_eq!(cached(), (MAX_BUFFERS, kept));
+    // A bigger one replaces the smallest (16 elements).
+    let mut s = filled(1000, true, |i| i as u8);
+    emptied(&mut s, 1000, |i| i as u8);
+    assert_eq!(cached(), (MAX_BUFFERS, kept - 8 * 16 + 1000));
+    tape_pool::release();
+    assert_eq!(cached(), (0, 0));
+}
+
+/// Big buffers are only reserved, never touched, so this costs no memory
+/// natively; Miri would initialise them.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn the_byte_bound() {
+    tape_pool::release();
+    let mut s = filled(1, false, |i| i as u8);
+    s.reserve(MAX_BYTES);
+    emptied(&mut s, 1, |i| i as u8);
+    assert_eq!(cached(), (0, 0), "bigger than the whole pool: freed");
+    let third = MAX_BYTES / 3;
+    let mut a = Stack::<u8>::new();
+    a.reserve(third);
+    let mut b = Stack::<u8>::new();
+    b.reserve(2 * third);
+    let mut c = Stack::<u8>::new();
+    c.reserve(2 * third + 1);
+    for s in [&mut c, &mut b, &mut a] {
+        s.push(1);
+        pop(s);
+    }
+    // c is kept, b does not fit beside it and is not bigger, a fits.
+    assert_eq!(cached(), (2, third + 2 * third + 1));
+    tape_pool::release();
+    assert_eq!(cached(), (0, 0));
+}
+
+#[test]
+fn buffers_are_per_thread_and_freed_at_thread_exit() {
+    tape_pool::release();
+    std::thread::spawn(|| {
+        let mut s = filled(64, true, |i| i as f64);
+        emptied(&mut s, 64, |i| i as f64);
+        assert_eq!(cached(), (1, 512));
+        // The thread exits with its buffer cached: the pool's destructor
+        // frees it (Miri reports a leak otherwise).
+    })
+    .join()
+    .unwrap();
+    assert_eq!(cached(), (0, 0));
+}
+
+#[test]
+fn the_release_function() {
+    let mut s = filled(10, true, |i| i as u32);
+    emptied(&mut s, 10, |i| i as u32);
+    assert_eq!(cached().0, 1);
+    tapeless_runtime::release_tape_memory();
+    assert_eq!(cached(), (0, 0));
+}
+
+/// A stack may hold borrows of locals declared after it (the generated code
+/// declares its stacks first): it has no `Drop` impl, so, as for `Vec`, drop
+/// check lets the borrow end before the stack is dropped.
+#[test]
+fn a_stack_may_outlive_the_borrows_it_held() {
+    let mut s = Stack::new();
+    let v = [1.0f64, 2.0];
+    s.push(&v);
+    assert_eq!(pop(&mut s), &v);
+}
