@@ -7,6 +7,8 @@
 //!   loops that must still record it (`break`, early `return`, a labeled
 //!   `continue` of the outer loop, a bound that is not recomputable);
 //! * loop-invariant adjoint elements are summed in a local per loop run;
+//! * a sum returned right after its loop is differentiated inside the loop
+//!   (fused), and a sum read inside its loop is not;
 //! * fixed-shape adjoints: a container indexed directly and never resized gets
 //!   an adjoint of its value's shape, indexed without growth. Checked against
 //!   containers that must keep the growing adjoint: a `Vec` assigned as a
@@ -253,4 +255,62 @@ fn loop_invariant_adjoint_elements() {
         };
         check("promoted", f, g, &[x, y].concat());
     }
+}
+
+/// A sum over data points returned directly: the reverse sweep runs inside
+/// the forward loop (fused), one iteration at a time. Saved values (`tanh`),
+/// a `while` loop inside (its trip count recorded per iteration), a call of
+/// another differentiable function, `-=`, and a loop-local buffer.
+#[differentiable(wrt(w))]
+fn fused_loss(w: &[f64], x: &[f64], y: &[f64]) -> f64 {
+    let mut loss = 0.0;
+    for i in 0..x.len() {
+        let mut h = [0.0; 2];
+        h[0] = (w[0] * x[i] + w[1]).tanh();
+        h[1] = (w[2] * h[0] + w[3] * x[i]).tanh();
+        let mut k = 0;
+        let mut p = h[1];
+        while k < i % 3 {
+            p = p * h[0] + w[1];
+            k += 1;
+        }
+        let r = p - y[i];
+        loss += r * r;
+        loss -= 0.1 * helper(h[0], w[2]);
+    }
+    loss
+}
+
+#[differentiable]
+fn helper(a: f64, b: f64) -> f64 {
+    (a * b).sin() + a * a
+}
+
+/// The same sum read inside the loop (`loss * 0.5`): not fused, same math.
+#[differentiable(wrt(w))]
+fn read_sum(w: &[f64], x: &[f64]) -> f64 {
+    let mut loss = 0.0;
+    for i in 0..x.len() {
+        loss += (w[0] * x[i] + loss * 0.5).sin();
+    }
+    loss
+}
+
+#[test]
+fn fused_loss_loops() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4, 0.6];
+    let y = [0.1, -0.5, 0.4, 0.9, -0.2, 0.3];
+    let w = [0.7, -0.2, 1.1, 0.4];
+    check(
+        "fused_loss",
+        |w| fused_loss(w, &x, &y),
+        |w| fused_loss_grad(w, &x, &y),
+        &w,
+    );
+    check(
+        "read_sum",
+        |w| read_sum(w, &x),
+        |w| read_sum_grad(w, &x),
+        &w[..1],
+    );
 }

@@ -862,6 +862,52 @@ fn gmm_adjoint(
             );
         }
     }
+    __rt::recycle(&mut __s0);
+    __rt::recycle(&mut __s1);
+    __rt::recycle(&mut __s2);
+    __rt::recycle(&mut __s3);
+    __rt::recycle(&mut __s4);
+    __rt::recycle(&mut __s5);
+    __rt::recycle(&mut __s6);
+    __rt::recycle(&mut __s7);
+    __rt::recycle(&mut __s8);
+    __rt::recycle(&mut __s9);
+    __rt::recycle(&mut __s10);
+    __rt::recycle(&mut __s11);
+    __rt::recycle(&mut __s12);
+    __rt::recycle(&mut __s13);
+    __rt::recycle(&mut __s14);
+    __rt::recycle(&mut __s15);
+    __rt::recycle(&mut __s16);
+    __rt::recycle(&mut __s17);
+    __rt::recycle(&mut __s18);
+    __rt::recycle(&mut __s19);
+    __rt::recycle(&mut __s20);
+    __rt::recycle(&mut __s21);
+    __rt::recycle(&mut __s22);
+    __rt::recycle(&mut __s23);
+    __rt::recycle(&mut __s24);
+    __rt::recycle(&mut __s25);
+    __rt::recycle(&mut __s26);
+    __rt::recycle(&mut __s27);
+    __rt::recycle(&mut __s28);
+    __rt::recycle(&mut __s29);
+    __rt::recycle(&mut __s30);
+    __rt::recycle(&mut __s31);
+    __rt::recycle(&mut __s32);
+    __rt::recycle(&mut __s33);
+    __rt::recycle(&mut __s34);
+    __rt::recycle(&mut __s43);
+    __rt::recycle(&mut __s44);
+    __rt::recycle(&mut __s45);
+    __rt::recycle(&mut __s46);
+    __rt::recycle(&mut __s47);
+    __rt::recycle(&mut __s48);
+    __rt::recycle(&mut __s49);
+    __rt::recycle(&mut __s50);
+    __rt::recycle(&mut __s51);
+    __rt::recycle(&mut __s52);
+    __rt::recycle(&mut __s53);
     (
         __t65,
         (

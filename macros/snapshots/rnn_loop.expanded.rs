@@ -133,6 +133,10 @@ pub fn rnn_adjoint(
         );
         __rt::acc(&mut (*__rt::elem_in(&mut __d_xs, __i)), __d_x);
     }
+    __rt::recycle(&mut __s0);
+    __rt::recycle(&mut __s1);
+    __rt::recycle(&mut __s2);
+    __rt::recycle(&mut __s3);
     (
         __t3,
         (

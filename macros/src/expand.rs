@@ -57,6 +57,7 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 
     let mut g = Gen::new(&body, &an);
+    g.find_fused();
     let forward = g.forward_block(&body.block);
     let tail = body.block.stmts.iter().find_map(|s| match s {
         Stmt::Tail(a) => Some(crate::emit::emit_atom(&body.vars, a)),
@@ -64,6 +65,7 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     });
     let param_adjoints = g.param_adjoints();
     let reverse = g.reverse_block(&body.block);
+    let stacks = &g.stacks;
     let top = &g.top;
     let (forward, out) = if body.has_return {
         let ret = if body.has_return {
@@ -120,6 +122,8 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
         let mut __seed = d_out;
         #param_adjoints
         #reverse
+        // The stacks' buffers go back to the per-thread pool for the next call.
+        #(__rt::recycle(&mut #stacks);)*
         (#out, #grads)
     };
     let items = items(&func, &sig, adjoint_body);

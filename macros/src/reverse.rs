@@ -120,6 +120,13 @@ pub struct Gen<'b> {
     /// loop runs (`promotable`), by the place's text: the local's name.
     promoted: HashMap<String, Ident>,
     n_promoted: usize,
+    /// The fused loop (`find_fused`) and, once the forward sweep has reached
+    /// it, its head (`for i in ..`) and forward body.
+    fused: Option<LoopId>,
+    fused_fwd: Option<(TokenStream, TokenStream)>,
+    /// Every `Stack` declared at the top: their buffers go back to the pool
+    /// after the reverse sweep.
+    pub stacks: Vec<Ident>,
     /// Variables by name (`None`: the name is not unique).
     names: HashMap<String, Option<VarId>>,
 }
@@ -267,6 +274,9 @@ impl<'b> Gen<'b> {
             hoisted: HashMap::new(),
             promoted: HashMap::new(),
             n_promoted: 0,
+            fused: None,
+            fused_fwd: None,
+            stacks: Vec::new(),
             names: HashMap::new(),
         };
         for (i, v) in body.vars.iter().enumerate() {
@@ -762,6 +772,10 @@ impl<'b> Gen<'b> {
     /// once per iteration.
     fn hoist_loop(&self, region: RegionId, a: &Atom) -> Option<LoopId> {
         let lp = *self.body.regions[region].loops.last()?;
+        if self.fused == Some(lp) {
+            // Each fused iteration pops what it pushed: nothing to hold.
+            return None;
+        }
         let b = *self.loop_body.get(&lp)?;
         if b.region != region {
             return None;
@@ -841,6 +855,113 @@ impl<'b> Gen<'b> {
             }
         }
         invariant(self, lp, a, &written, &words).then_some(lp)
+    }
+
+    /// The loop whose reverse sweep can run inside its forward sweep, one
+    /// reverse iteration right after each forward one: a `for` loop in the
+    /// top block, directly followed by the tail `s`, that nothing leaves
+    /// early and that writes nothing declared outside it except `s += e` /
+    /// `s -= e`, reading `s` nowhere else. The adjoint of `s` is then the
+    /// seed in every iteration (the tail passes it on; `+=` and `-=` pass it
+    /// through), known before the loop, and each iteration's reverse reads
+    /// only what that iteration computed. This is the one-pass gradient of a
+    /// sum (a loss over data points) that a person would write: no second
+    /// pass over the data, and the stacks hold one iteration at a time.
+    pub fn find_fused(&mut self) {
+        let body = self.body;
+        if body.has_return {
+            return;
+        }
+        let stmts = &body.block.stmts;
+        let [.., Stmt::Loop {
+            lp,
+            head: LoopHead::For { reads, .. },
+            body: lb,
+            ..
+        }, Stmt::Tail(Atom::Place(t))] = &stmts[..]
+        else {
+            return;
+        };
+        let sv = t.root;
+        if !t.proj.is_empty()
+            || !t.wrap.is_empty()
+            || !self.an.active(sv)
+            || !self.an.loop_rev[*lp]
+            || reads.contains(&sv)
+            || body.exits.iter().any(|e| {
+                // A `continue` of the loop would skip the reverse iteration
+                // too; exits of inner loops stay inside it.
+                e.loops.contains(lp)
+                    && (matches!(e.kind, ExitKind::Return) || e.target == Some(*lp))
+            })
+        {
+            return;
+        }
+        let lp = *lp;
+        let inside = |v: VarId| body.regions[body.vars[v].region].loops.contains(&lp);
+        let mut ok = true;
+        walk(&lb.stmts, &mut |st| {
+            let mut no_s = |p: &Place| {
+                if p.root == sv {
+                    ok = false;
+                }
+            };
+            match st {
+                Stmt::Assign {
+                    place,
+                    value,
+                    compound,
+                    ..
+                } => {
+                    if inside(place.root) {
+                        expr_places(value, &mut no_s);
+                        no_s(place);
+                    } else if place.root == sv
+                        && place.proj.is_empty()
+                        && matches!(compound, Some(BinOp::Add | BinOp::Sub))
+                    {
+                        match value {
+                            Expr::Binary(_, Atom::Place(q), rhs)
+                                if q.root == sv && q.proj.is_empty() =>
+                            {
+                                if let Atom::Place(r) = rhs {
+                                    no_s(r);
+                                }
+                            }
+                            _ => ok = false,
+                        }
+                    } else {
+                        ok = false;
+                    }
+                    if let Expr::Opaque { reads, .. } = value {
+                        if reads.contains(&sv) {
+                            ok = false;
+                        }
+                    }
+                }
+                Stmt::Let { value: Some(v), .. } => {
+                    expr_places(v, &mut no_s);
+                    if let Expr::Opaque { reads, .. } = v {
+                        if reads.contains(&sv) {
+                            ok = false;
+                        }
+                    }
+                }
+                Stmt::If {
+                    cond: Atom::Place(p),
+                    ..
+                } => no_s(p),
+                Stmt::Loop {
+                    head: LoopHead::For { reads, .. },
+                    ..
+                } if reads.contains(&sv) => ok = false,
+                Stmt::Opaque(_) | Stmt::Tail(_) | Stmt::Return(..) => ok = false,
+                _ => {}
+            }
+        });
+        if ok {
+            self.fused = Some(lp);
+        }
     }
 
     /// The adjoint elements that every reverse iteration of loop `lp` only
@@ -1092,6 +1213,7 @@ impl<'b> Gen<'b> {
             let (save, restore) = if let Some(lp) = hoist {
                 let hold = format_ident!("__h{}", self.n_slots - 1);
                 self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+                self.stacks.push(slot.clone());
                 let n = format_ident!("__n{}", lp);
                 let first = if self.counted.contains_key(&lp) {
                     let f = format_ident!("__first{}", lp);
@@ -1121,6 +1243,7 @@ impl<'b> Gen<'b> {
                 )
             } else {
                 self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+                self.stacks.push(slot.clone());
                 self.region_stacks
                     .entry(region)
                     .or_default()
@@ -1612,6 +1735,7 @@ impl<'b> Gen<'b> {
                         let slot = format_ident!("__s{}", self.n_slots);
                         self.n_slots += 1;
                         self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+                        self.stacks.push(slot.clone());
                         self.region_stacks
                             .entry(body.region)
                             .or_default()
@@ -1637,6 +1761,13 @@ impl<'b> Gen<'b> {
         } else {
             quote!()
         };
+        if self.fused == Some(lp) {
+            if let LoopHead::For { pat, iter, .. } = head {
+                // Emitted by the reverse sweep, with each reverse iteration.
+                self.fused_fwd = Some((quote!(#pre #lab for #pat in #iter), quote!(#start #inner)));
+                return quote!();
+            }
+        }
         match head {
             LoopHead::For { pat, iter, .. } => {
                 if stacks.is_empty() || !rev {
@@ -1673,6 +1804,7 @@ impl<'b> Gen<'b> {
             quote!(#w = ::core::option::Option::Some(#pv::witness(&#name));)
         } else {
             self.top.push(quote!(let mut #w = #pv::Stack::new();));
+            self.stacks.push(w.clone());
             self.witness
                 .insert(v, (w.clone(), quote!(let #w = #pv::pop(&mut #w);)));
             quote!(#w.push(#pv::witness(&#name));)
@@ -1966,7 +2098,10 @@ impl<'b> Gen<'b> {
                 let c = format_ident!("__c{}", lp);
                 let last = format_ident!("__last{}", lp);
                 let mut pre = TokenStream::new();
-                if let Some((iter, deps)) = self.counted.get(lp).cloned() {
+                let fused = self.fused == Some(*lp);
+                if fused {
+                    // Each reverse iteration runs inside its forward one.
+                } else if let Some((iter, deps)) = self.counted.get(lp).cloned() {
                     // The trip count is the range's length, recomputed.
                     for d in deps {
                         self.need(d);
@@ -1982,7 +2117,7 @@ impl<'b> Gen<'b> {
                     e.loops.contains(lp)
                         && !(matches!(e.kind, ExitKind::Continue) && e.target == Some(*lp))
                 });
-                let mut start = if needs_last {
+                let mut start = if needs_last && !fused {
                     quote!(let #last = __r == 0;)
                 } else {
                     quote!()
@@ -1992,7 +2127,7 @@ impl<'b> Gen<'b> {
                 }
                 let inner = self.reverse_block(body);
                 if let Some((v, lo, step)) = self.replay_loops.get(lp).cloned() {
-                    if self.needed.contains(&v) {
+                    if self.needed.contains(&v) && !fused {
                         // Iteration `k` from the start had `i = lo + k step`.
                         let (lo_n, ty) = (format_ident!("__lo{}", lp), format_ident!("__ty{}", lp));
                         let name = &self.body.vars[v].name;
@@ -2008,7 +2143,10 @@ impl<'b> Gen<'b> {
                         start.extend(quote!(let #name = #pv::range_nth(&#ty, #lo_n, #k);));
                     }
                 }
-                start.extend(self.replay_prelude(body.region));
+                if !fused {
+                    // (A fused iteration still has the forward values.)
+                    start.extend(self.replay_prelude(body.region));
+                }
                 for (slot, hold) in self.hoisted.get(lp).into_iter().flatten() {
                     pre.extend(quote!(
                         let #hold = if #n > 0 {
@@ -2034,6 +2172,11 @@ impl<'b> Gen<'b> {
                     self.promoted.remove(&key);
                     let adj = self.adj_mut(*id, region, &p);
                     after.extend(quote!(#pv::acc(#adj, #local);));
+                }
+                if fused {
+                    if let Some((head, fwd)) = self.fused_fwd.take() {
+                        return quote!(#before #head { #fwd #start #inner } #after);
+                    }
                 }
                 quote!(#before #pre for __r in 0..#n { #start #inner } #after)
             }

@@ -83,3 +83,8 @@ fn gmm() {
 fn promoted_loops() {
     check("promoted_loops");
 }
+
+#[test]
+fn fused_loss() {
+    check("fused_loss");
+}

@@ -300,8 +300,9 @@ impl<T> Stack<T> {
         }
     }
 
-    /// Gives the buffer of the emptied stack to the pool. A later `push` or
-    /// `reserve` takes one again.
+    /// Gives the stack's buffer to the pool (dropping any values left in
+    /// it). A later `push` or `reserve` takes one again. Generated adjoints
+    /// call it for every stack after the reverse sweep ([`recycle`]).
     #[inline(always)]
     fn recycle(&mut self) {
         crate::tape_pool::give_vec(core::mem::take(&mut self.v));
@@ -332,13 +333,17 @@ impl<T> Pop<T> for Stack<T> {
             // check it). This is what `Vec<T>::pop` does for zero-sized `T`.
             unsafe { core::ptr::NonNull::<T>::dangling().as_ptr().read() }
         } else {
-            let x = self.v.pop_saved();
-            if self.v.is_empty() {
-                // The reverse sweep has read everything the forward sweep saved.
-                self.recycle();
-            }
-            x
+            self.v.pop_saved()
         }
+    }
+}
+
+/// Gives a stack's buffer back to the per-thread pool once the reverse sweep
+/// is over (the adjoint's last statement before it returns).
+#[inline(always)]
+pub fn recycle<T>(s: &mut Stack<T>) {
+    if !Stack::<T>::NOTHING {
+        s.recycle();
     }
 }
 

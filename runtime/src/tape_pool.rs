@@ -8,8 +8,9 @@
 //! again; large buffers go back to the operating system in between (glibc trims
 //! and unmaps them), so each call page-faults them in again and re-grows them.
 //! With the cache, a stack that first needs room takes a buffer that an earlier
-//! stack of this thread gave back, and gives it back when the reverse sweep has
-//! popped its last value: after the first call, repeated calls of the same
+//! stack of this thread gave back, and gives it back when the reverse sweep is
+//! over (`__private::recycle`, called by the generated adjoint for each of its
+//! stacks before it returns): after the first calls, repeated calls of the same
 //! function allocate nothing for their stacks. (A stack dropped with values
 //! left, when a reverse sweep is cut short by a panic, frees its buffer.)
 //!

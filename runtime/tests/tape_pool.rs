@@ -1,6 +1,7 @@
 //! The tape pool: the stacks of generated adjoints (`__private::Stack`) take
 //! their buffers from a per-thread cache when they first need room and give
-//! them back when their last value is popped. Values survive, are dropped
+//! them back when the adjoint's reverse sweep is over (`recycle`, which the
+//! generated code calls for every stack before it returns). Values survive, are dropped
 //! exactly once, buffers are reused only by types of the same alignment, and
 //! the cache stays within its bounds. Runs under Miri (`.ci/run`), which
 //! checks the layouts buffers are freed with and that nothing leaks.
@@ -8,7 +9,7 @@
 //! Each test runs on its own thread (libtest), so it sees its own pool.
 
 use std::cell::Cell;
-use tapeless_runtime::__private::{pop, Stack};
+use tapeless_runtime::__private::{pop, recycle, Stack};
 use tapeless_runtime::tape_pool::{self, cached, MAX_BUFFERS, MAX_BYTES};
 
 /// Element counts: smaller under Miri, which is slow.
@@ -25,6 +26,7 @@ fn round_trip<T: Clone + PartialEq + std::fmt::Debug>(xs: &[T]) {
     for x in xs.iter().rev() {
         assert_eq!(&pop(&mut s), x);
     }
+    recycle(&mut s);
 }
 
 /// A stack of `n` values `f(0..n)`, reserved or grown by pushes.
@@ -39,11 +41,13 @@ fn filled<T>(n: usize, reserve: bool, f: impl Fn(usize) -> T) -> Stack<T> {
     s
 }
 
-/// Pops the `n` values `f(0..n)` of `s`, checking them.
+/// Pops the `n` values `f(0..n)` of `s`, checking them, and recycles it as
+/// a generated adjoint does after its reverse sweep.
 fn emptied<T: PartialEq + std::fmt::Debug>(s: &mut Stack<T>, n: usize, f: impl Fn(usize) -> T) {
     for i in (0..n).rev() {
         assert_eq!(pop(s), f(i));
     }
+    recycle(s);
 }
 
 #[test]
@@ -93,6 +97,7 @@ fn an_emptied_stack_gives_its_buffer_back_and_the_next_takes_it() {
     s.push((1.0, 1));
     assert_eq!(cached(), (0, 0));
     assert_eq!(pop(&mut s), (1.0, 1));
+    recycle(&mut s);
     assert_eq!(cached(), (1, 800));
     // A different alignment does not take it.
     let mut s = filled(2, false, |i| i as f32);
@@ -134,9 +139,13 @@ fn the_smallest_buffer_that_fits_is_taken() {
     for i in 0..N {
         t.push(i as f64);
     }
-    emptied(&mut t, N, |i| i as f64);
+    for i in (0..N).rev() {
+        assert_eq!(pop(&mut t), i as f64);
+    }
     assert_eq!(pop(&mut t), 0.25);
     assert_eq!(pop(&mut s), 0.5);
+    recycle(&mut t);
+    recycle(&mut s);
     let (bufs, bytes) = cached();
     assert_eq!(bufs, 3);
     assert!(bytes >= 8 * (1100 + N), "{bytes}");
@@ -272,6 +281,7 @@ fn the_byte_bound() {
     for s in [&mut c, &mut b, &mut a] {
         s.push(1);
         pop(s);
+        recycle(s);
     }
     // c is kept, b does not fit beside it and is not bigger, a fits.
     assert_eq!(cached(), (2, third + 2 * third + 1));
