@@ -1204,7 +1204,13 @@ impl<'b> Gen<'b> {
                 ReadKind::Value => quote!(#pv::save_owned(#pv::prim(&#bare))),
                 _ => quote!(#pv::save(&#bare)),
             };
-            let in_top = region == 0 && !self.body.has_return;
+            // The top block, or the body of the fused loop, whose reverse
+            // iteration runs in the same block: a local is enough.
+            let fused_body = self
+                .fused
+                .and_then(|lp| self.loop_body.get(&lp))
+                .is_some_and(|b| b.region == region);
+            let in_top = (region == 0 || fused_body) && !self.body.has_return;
             let hoist = if !in_top && !post && kind == ReadKind::Value {
                 self.hoist_loop(region, a)
             } else {
