@@ -2319,7 +2319,18 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
         g.stmt(0);
     }
     let tail = g.tail();
-    g.line(tail);
+    if out == OutKind::Scalar && g.rng.chance(0.3) {
+        // A sum returned right after its loop (the reverse sweep runs inside
+        // the loop, "fused"): the tail's terms summed over a few weights.
+        g.line("let mut tacc = 0.0;");
+        g.line("for tk in 0..3 {");
+        g.line(format!("    tacc += ({tail}) * (1.0 + 0.1 * tk as f64);"));
+        g.line("}");
+        g.line("tacc");
+        g.ret_bound *= 3.3;
+    } else {
+        g.line(tail);
+    }
     // forward mode everywhere; the Hessian needs a scalar output, and is left
     // out after a construct of `HESSIAN_KNOWN_BUGS` in any function
     let hessian_bug = g.hessian_bug || g.helpers.iter().any(|h| h.hessian_bug);

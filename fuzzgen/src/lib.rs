@@ -7,7 +7,9 @@
 //! values, `break`/`continue` (labelled too)/early `return`, index reads and
 //! writes into local arrays (1-D and 2-D) and `Vec`s, slice, array and `Vec`
 //! parameters, `#[no_grad]` and `wrt(..)`, calls between generated functions,
-//! recursion; scalar, array, tuple and `Vec` outputs). The build script writes a
+//! recursion; scalar, array, tuple and `Vec` outputs; in about 30% of the
+//! scalar programs the tail is summed in a final loop and returned right
+//! after it, the shape the reverse sweep fuses into the loop). The build script writes a
 //! batch of them into `OUT_DIR`; `tests/programs.rs` compiles them and
 //! [`check::run`] compares every `_grad` and `_adjoint` with central finite
 //! differences, and the gradients of an `f32` twin of one program in four
