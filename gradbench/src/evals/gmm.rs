@@ -160,7 +160,16 @@ pub fn point_term(
         }
         beta[j] = alpha[j] + sum_q[j] - 0.5 * sq;
     }
-    logsumexp(&beta)
+    // logsumexp(β), written out
+    let mut mx = beta[0];
+    for j in 1..k {
+        mx = mx.max(beta[j]);
+    }
+    let mut se = 0.0;
+    for j in 0..k {
+        se += (beta[j] - mx).exp();
+    }
+    mx + se.ln()
 }
 
 /// The log posterior: Σ_i point_term(x_i) - n (d/2 ln 2π + logsumexp(α))
