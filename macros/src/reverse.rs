@@ -460,18 +460,7 @@ impl<'b> Gen<'b> {
         {
             return;
         }
-        let leaves_early = self.body.exits.iter().any(|e| {
-            let Some(at) = e.loops.iter().position(|l| *l == lp) else {
-                return false;
-            };
-            let target = e.target.and_then(|t| e.loops.iter().position(|l| *l == t));
-            match (&e.kind, target) {
-                (ExitKind::Continue, Some(t)) => t < at,
-                (ExitKind::Break, Some(t)) => t <= at,
-                _ => true,
-            }
-        });
-        if !leaves_early {
+        if !self.body.exits.iter().any(|e| leaves_early(e, lp)) {
             self.counted.insert(lp, (iter.clone(), deps));
         }
     }
@@ -891,8 +880,7 @@ impl<'b> Gen<'b> {
             || body.exits.iter().any(|e| {
                 // A `continue` of the loop would skip the reverse iteration
                 // too; exits of inner loops stay inside it.
-                e.loops.contains(lp)
-                    && (matches!(e.kind, ExitKind::Return) || e.target == Some(*lp))
+                leaves_early(e, *lp) || e.target == Some(*lp)
             })
         {
             return;
@@ -901,62 +889,48 @@ impl<'b> Gen<'b> {
         let inside = |v: VarId| body.regions[body.vars[v].region].loops.contains(&lp);
         let mut ok = true;
         walk(&lb.stmts, &mut |st| {
-            let mut no_s = |p: &Place| {
-                if p.root == sv {
-                    ok = false;
-                }
-            };
             match st {
+                // `s += e` / `s -= e`, and no other write outside the loop.
                 Stmt::Assign {
                     place,
                     value,
                     compound,
                     ..
-                } => {
-                    if inside(place.root) {
-                        expr_places(value, &mut no_s);
-                        no_s(place);
-                    } else if place.root == sv
+                } if !inside(place.root) => {
+                    let accumulates = place.root == sv
                         && place.proj.is_empty()
-                        && matches!(compound, Some(BinOp::Add | BinOp::Sub))
-                    {
-                        match value {
-                            Expr::Binary(_, Atom::Place(q), rhs)
-                                if q.root == sv && q.proj.is_empty() =>
-                            {
-                                if let Atom::Place(r) = rhs {
-                                    no_s(r);
-                                }
+                        && matches!(compound, Some(BinOp::Add | BinOp::Sub));
+                    match value {
+                        Expr::Binary(_, Atom::Place(q), rhs)
+                            if accumulates && q.root == sv && q.proj.is_empty() =>
+                        {
+                            if matches!(rhs, Atom::Place(r) if r.root == sv) {
+                                ok = false;
                             }
-                            _ => ok = false,
                         }
-                    } else {
-                        ok = false;
-                    }
-                    if let Expr::Opaque { reads, .. } = value {
-                        if reads.contains(&sv) {
-                            ok = false;
-                        }
+                        _ => ok = false,
                     }
                 }
-                Stmt::Let { value: Some(v), .. } => {
-                    expr_places(v, &mut no_s);
-                    if let Expr::Opaque { reads, .. } = v {
-                        if reads.contains(&sv) {
-                            ok = false;
-                        }
-                    }
-                }
-                Stmt::If {
-                    cond: Atom::Place(p),
-                    ..
-                } => no_s(p),
                 Stmt::Loop {
                     head: LoopHead::For { reads, .. },
                     ..
                 } if reads.contains(&sv) => ok = false,
                 Stmt::Opaque(_) | Stmt::Tail(_) | Stmt::Return(..) => ok = false,
-                _ => {}
+                // `s` read anywhere else.
+                _ => stmt_places(st, &mut |p, _| {
+                    if p.root == sv {
+                        ok = false;
+                    }
+                }),
+            }
+            if let Stmt::Assign { value, .. }
+            | Stmt::Let {
+                value: Some(value), ..
+            } = st
+            {
+                if matches!(value, Expr::Opaque { reads, .. } if reads.contains(&sv)) {
+                    ok = false;
+                }
             }
         });
         if ok {
@@ -974,25 +948,11 @@ impl<'b> Gen<'b> {
     /// sum stays in a register instead of going through memory every
     /// iteration (a store-to-load chain the compiler cannot remove, since it
     /// cannot tell that no other adjoint aliases the element).
-    fn promotable(&self, lp: LoopId, body: &Block) -> Vec<Place> {
+    /// Returns each with its text (`emit_place_bare`), the key of `promoted`.
+    fn promotable(&self, lp: LoopId, body: &Block) -> Vec<(String, Place)> {
         let mut places: Vec<(Place, bool)> = Vec::new();
         walk(&body.stmts, &mut |s| {
-            let mut read = |p: &Place| places.push((p.clone(), false));
-            match s {
-                Stmt::Assign { place, value, .. } => {
-                    read(place);
-                    places.last_mut().unwrap().1 = true;
-                    expr_places(value, &mut |p| places.push((p.clone(), false)));
-                }
-                Stmt::Let { value: Some(v), .. } => expr_places(v, &mut read),
-                Stmt::If {
-                    cond: Atom::Place(p),
-                    ..
-                }
-                | Stmt::Tail(Atom::Place(p))
-                | Stmt::Return(_, Atom::Place(p)) => read(p),
-                _ => {}
-            }
+            stmt_places(s, &mut |p, written| places.push((p.clone(), written)))
         });
         fn outside(g: &Gen<'_>, lp: LoopId, v: VarId) -> bool {
             !g.body.regions[g.body.vars[v].region].loops.contains(&lp)
@@ -1007,7 +967,7 @@ impl<'b> Gen<'b> {
                 Proj::Index(_) => true,
             })
         }
-        let mut out: Vec<Place> = Vec::new();
+        let mut out: Vec<(String, Place)> = Vec::new();
         let mut seen: HashSet<VarId> = HashSet::new();
         for (p, _) in &places {
             let r = p.root;
@@ -1022,7 +982,7 @@ impl<'b> Gen<'b> {
                     !written && emit_place_bare(&self.body.vars, q).to_string() == key
                 });
             if same && fixed_index(self, lp, p) {
-                out.push(p.clone());
+                out.push((key, p.clone()));
             }
         }
         out
@@ -2085,8 +2045,7 @@ impl<'b> Gen<'b> {
             Stmt::Loop { id, lp, body, .. } if self.an.loop_rev[*lp] => {
                 let mut promoted = Vec::new();
                 let mut before = TokenStream::new();
-                for p in self.promotable(*lp, body) {
-                    let key = emit_place_bare(&self.body.vars, &p).to_string();
+                for (key, p) in self.promotable(*lp, body) {
                     if self.promoted.contains_key(&key) {
                         // An outer loop already keeps it in a local.
                         continue;
@@ -2279,7 +2238,21 @@ fn unparen(e: &syn::Expr) -> &syn::Expr {
     }
 }
 
-/// Calls `f` on every place an expression reads.
+/// Whether exit `e` ends a run of loop `lp` before its range is done: a
+/// `return` from inside it, a `break` of it or of a loop around it, or a
+/// `continue` of a loop around it.
+fn leaves_early(e: &Exit, lp: LoopId) -> bool {
+    let Some(at) = e.loops.iter().position(|l| *l == lp) else {
+        return false;
+    };
+    let target = e.target.and_then(|t| e.loops.iter().position(|l| *l == t));
+    match (&e.kind, target) {
+        (ExitKind::Continue, Some(t)) => t < at,
+        (ExitKind::Break, Some(t)) => t <= at,
+        _ => true,
+    }
+}
+
 /// Methods of the standard collections that change a container's length.
 const RESIZING_METHODS: &[&str] = &[
     "push",
@@ -2328,28 +2301,16 @@ fn fixed_shape(body: &Body, indexed: &[bool], in_scope: &[bool]) -> (Vec<bool>, 
                 reshaped.push(p.root);
             }
         };
-        let opaque = |e: &Expr, text: &mut Vec<TokenStream>| {
-            if let Expr::Opaque { expr, .. } = e {
-                text.push(quote!(#expr));
-            }
-        };
+        stmt_places(s, &mut check);
         match s {
-            Stmt::Assign { place, value, .. } => {
-                check(place, true);
-                expr_places(value, &mut |p| check(p, false));
-                opaque(value, &mut text);
-            }
-            Stmt::Let {
+            Stmt::Assign { value, .. }
+            | Stmt::Let {
                 value: Some(value), ..
             } => {
-                expr_places(value, &mut |p| check(p, false));
-                opaque(value, &mut text);
+                if let Expr::Opaque { expr, .. } = value {
+                    text.push(quote!(#expr));
+                }
             }
-            Stmt::Tail(Atom::Place(p)) | Stmt::Return(_, Atom::Place(p)) => check(p, false),
-            Stmt::If {
-                cond: Atom::Place(p),
-                ..
-            } => check(p, false),
             Stmt::Loop {
                 head: LoopHead::For { iter, .. },
                 ..
@@ -2401,6 +2362,26 @@ fn resized_names(ts: TokenStream, out: &mut HashSet<String>) {
     }
 }
 
+/// Calls `f` on every place statement `s` itself reads or writes (not those
+/// of the blocks it holds), with `true` for the place an assignment writes.
+fn stmt_places(s: &Stmt, f: &mut impl FnMut(&Place, bool)) {
+    match s {
+        Stmt::Assign { place, value, .. } => {
+            f(place, true);
+            expr_places(value, &mut |p| f(p, false));
+        }
+        Stmt::Let { value: Some(v), .. } => expr_places(v, &mut |p| f(p, false)),
+        Stmt::If {
+            cond: Atom::Place(p),
+            ..
+        }
+        | Stmt::Tail(Atom::Place(p))
+        | Stmt::Return(_, Atom::Place(p)) => f(p, false),
+        _ => {}
+    }
+}
+
+/// Calls `f` on every place an expression reads.
 fn expr_places(e: &Expr, f: &mut impl FnMut(&Place)) {
     let mut atom = |a: &Atom| {
         if let Atom::Place(p) = a {
