@@ -233,8 +233,8 @@ impl<T> Pop<T> for Vec<T> {
 /// delete that.) The branch is on a constant of the type.
 ///
 /// Its buffer comes from the thread's tape pool ([`crate::tape_pool`]) when it
-/// first needs room and goes back there when the reverse sweep pops its last
-/// value, so repeated `_grad` calls reuse the same memory. (Not on `Drop`: a
+/// first needs room and goes back there when the reverse sweep is over
+/// ([`recycle`]), so repeated `_grad` calls reuse the same memory. (Not on `Drop`: a
 /// `Drop` impl would make rustc's drop check require every saved type to
 /// outlive the stack, and type witnesses of locals' references do not; `Vec`
 /// escapes that with the unstable `#[may_dangle]`. A stack dropped with values

@@ -201,7 +201,7 @@ impl<T: Differentiable> Differentiable for [T] {
     }
     fn complete_tangent(&self, t: Vec<T::Tangent>) -> Vec<T::Tangent> {
         // In place: a gradient that already has the value's shape (the
-        // adjoint of a slice the function only indexes) is returned as it is.
+        // adjoint of a slice the function only indexes) keeps its buffer.
         let mut t = t;
         t.truncate(self.len());
         for (e, x) in t.iter_mut().zip(self) {
