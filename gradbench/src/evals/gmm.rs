@@ -123,56 +123,7 @@ pub fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
-/// One point's log-likelihood up to a constant: logsumexp over the components
-/// of β_j = α_j + Σ_t q_jt - ½ ‖Q_j (x - μ_j)‖², given Q_j's diagonal
-/// `qdiag = exp(q)` and `sum_q[j] = Σ_t q_jt` (computed once per evaluation
-/// by `objective`, as GradBench's hand-written C++ does).
-#[differentiable(wrt(alpha, mu, qdiag, sum_q, l))]
-pub fn point_term(
-    alpha: &[f64],
-    mu: &[f64],
-    qdiag: &[f64],
-    sum_q: &[f64],
-    l: &[f64],
-    x: &[f64],
-) -> f64 {
-    let k = alpha.len();
-    let d = x.len();
-    let l_sz = d * (d - 1) / 2;
-    let mut beta = vec![0.0; k];
-    let mut xc = vec![0.0; d];
-    let mut qxc = vec![0.0; d];
-    for j in 0..k {
-        for t in 0..d {
-            xc[t] = x[t] - mu[j * d + t];
-            qxc[t] = qdiag[j * d + t] * xc[t];
-        }
-        let mut li = j * l_sz;
-        for c in 0..d {
-            for r in c + 1..d {
-                qxc[r] += l[li] * xc[c];
-                li += 1;
-            }
-        }
-        let mut sq = 0.0;
-        for t in 0..d {
-            sq += qxc[t] * qxc[t];
-        }
-        beta[j] = alpha[j] + sum_q[j] - 0.5 * sq;
-    }
-    // logsumexp(β), written out
-    let mut mx = beta[0];
-    for j in 1..k {
-        mx = mx.max(beta[j]);
-    }
-    let mut se = 0.0;
-    for j in 0..k {
-        se += (beta[j] - mx).exp();
-    }
-    mx + se.ln()
-}
-
-/// The log posterior: Σ_i point_term(x_i) - n (d/2 ln 2π + logsumexp(α))
+/// The log posterior: Σ_i logsumexp_j β_ij - n (d/2 ln 2π + logsumexp(α))
 /// plus the log Wishart prior.
 #[differentiable(wrt(alpha, mu, q, l))]
 pub fn objective(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64], w: Wishart) -> f64 {
@@ -189,9 +140,40 @@ pub fn objective(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64], w: 
             sum_q[j] += q[j * d + t];
         }
     }
+    // Σ_i logsumexp_j β_ij, β_ij = α_j + Σ_t q_jt - ½ ‖Q_j (x_i - μ_j)‖²
+    let mut xc = vec![0.0; d];
+    let mut qxc = vec![0.0; d];
+    let mut beta = vec![0.0; k];
     let mut slse = 0.0;
     for i in 0..n {
-        slse += point_term(alpha, mu, &qdiag, &sum_q, l, &x[i * d..(i + 1) * d]);
+        for j in 0..k {
+            for t in 0..d {
+                xc[t] = x[i * d + t] - mu[j * d + t];
+                qxc[t] = qdiag[j * d + t] * xc[t];
+            }
+            let mut li = j * l_sz;
+            for c in 0..d {
+                for r in c + 1..d {
+                    qxc[r] += l[li] * xc[c];
+                    li += 1;
+                }
+            }
+            let mut sq = 0.0;
+            for t in 0..d {
+                sq += qxc[t] * qxc[t];
+            }
+            beta[j] = alpha[j] + sum_q[j] - 0.5 * sq;
+        }
+        // logsumexp(β), written out
+        let mut mx = beta[0];
+        for j in 1..k {
+            mx = mx.max(beta[j]);
+        }
+        let mut se = 0.0;
+        for j in 0..k {
+            se += (beta[j] - mx).exp();
+        }
+        slse += mx + se.ln();
     }
     let log_2pi = (2.0 * std::f64::consts::PI).ln();
     let likelihood = slse - n as f64 * (0.5 * d as f64 * log_2pi + logsumexp(alpha));
