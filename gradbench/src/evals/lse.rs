@@ -14,8 +14,12 @@ struct Input {
 /// ln Σ exp(x_i), with the maximum subtracted first so no `exp` overflows.
 #[differentiable]
 pub fn logsumexp(x: &[f64]) -> f64 {
-    let mut a = x[0];
-    for &v in x {
+    // The shift `a` cancels out of the derivative (∂/∂a [a + ln Σ e^(x_i - a)]
+    // = 1 - Σ e^(x_i - a) / Σ e^(x_i - a) = 0), so it is held constant, as
+    // `jax.nn.logsumexp` does: its loop has no reverse sweep.
+    let xs = tapeless::stop_gradient(x);
+    let mut a = xs[0];
+    for &v in xs {
         a = a.max(v);
     }
     let mut s = 0.0;
