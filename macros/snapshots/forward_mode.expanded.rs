@@ -44,7 +44,6 @@ pub fn energy_adjoint(
     let mut __s3 = __rt::Stack::new();
     let mut __s4 = __rt::Stack::new();
     let mut __s5 = __rt::Stack::new();
-    let mut __s6 = __rt::Stack::new();
     let mut e = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(1..x.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
@@ -59,24 +58,23 @@ pub fn energy_adjoint(
         let __t1 = d > 0.0;
         if __t1 {
             let __t2 = k * d;
-            __s2.push(__rt::save_owned(__rt::prim(&__t2)));
             let __t3 = __t2 * d;
-            __s3.push(__rt::shape_of(__rt::prim(&e)));
-            __s4.push(__rt::shape_of(__rt::prim(&__t3)));
+            __s2.push(__rt::shape_of(__rt::prim(&e)));
+            __s3.push(__rt::shape_of(__rt::prim(&__t3)));
             e += __t3;
         } else {
             let __t4 = spring(d);
-            __s5.push(__rt::shape_of(__rt::prim(&e)));
-            __s6.push(__rt::shape_of(__rt::prim(&__t4)));
+            __s4.push(__rt::shape_of(__rt::prim(&e)));
+            __s5.push(__rt::shape_of(__rt::prim(&__t4)));
             e += __t4;
         }
     }
     let __t5 = x[0].exp();
+    let __s6 = __rt::save_owned(__rt::prim(&__t5));
     let __s7 = __rt::save_owned(__rt::prim(&__t5));
-    let __s8 = __rt::save_owned(__rt::prim(&__t5));
-    let __s10 = __rt::shape_of(__rt::prim(&e));
+    let __s9 = __rt::shape_of(__rt::prim(&e));
     let __t6 = e / __t5;
-    let __s9 = __rt::save_owned(__rt::prim(&__t6));
+    let __s8 = __rt::save_owned(__rt::prim(&__t6));
     let mut __seed = d_out;
     let mut __d_x = __rt::zero_shaped(&x);
     let mut __d_k = __rt::zero_of(&k);
@@ -84,14 +82,14 @@ pub fn energy_adjoint(
     let mut __dt5 = __rt::zero();
     let mut __dt6 = __rt::zero();
     __rt::acc(&mut __dt6, __rt::take(&mut __seed));
-    __rt::acc(&mut __d_e, __rt::rules::DivOp::d_lhs(&__s10, __rt::prim(&__s8), &__dt6));
+    __rt::acc(&mut __d_e, __rt::rules::DivOp::d_lhs(&__s9, __rt::prim(&__s7), &__dt6));
     __rt::acc(
         &mut __dt5,
-        __rt::rules::DivOp::d_rhs(&__s10, __rt::prim(&__s8), __rt::prim(&__s9), &__dt6),
+        __rt::rules::DivOp::d_rhs(&__s9, __rt::prim(&__s7), __rt::prim(&__s8), &__dt6),
     );
     __rt::acc(
         &mut (*__rt::elem_in(&mut __d_x, 0)),
-        __rt::rules::Exp::d_x(__rt::prim(&__s7), &__dt5),
+        __rt::rules::Exp::d_x(__rt::prim(&__s6), &__dt5),
     );
     let __n0 = __rt::trip_count(1..x.len());
     let __lo0 = 1;
@@ -102,18 +100,18 @@ pub fn energy_adjoint(
         let __t1 = d > 0.0;
         let mut __d_d = __rt::zero();
         if __t1 {
+            let __t2 = k * d;
             let mut __dt2 = __rt::zero();
             let mut __dt3 = __rt::zero();
-            let __s3 = __rt::pop(&mut __s3);
-            let __s4 = __rt::pop(&mut __s4);
-            let __g2 = __rt::take(&mut __d_e);
-            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s3, &__s4, &__g2));
-            __rt::acc(&mut __dt3, __rt::rules::AddOp::d_rhs(&__s3, &__s4, &__g2));
             let __s2 = __rt::pop(&mut __s2);
+            let __s3 = __rt::pop(&mut __s3);
+            let __g2 = __rt::take(&mut __d_e);
+            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s2, &__s3, &__g2));
+            __rt::acc(&mut __dt3, __rt::rules::AddOp::d_rhs(&__s2, &__s3, &__g2));
             __rt::acc(
                 &mut __dt2,
                 __rt::rules::MulOp::d_lhs(
-                    &__rt::shape_of(__rt::prim(&__s2)),
+                    &__rt::shape_of(__rt::prim(&__t2)),
                     __rt::prim(&d),
                     &__dt3,
                 ),
@@ -121,7 +119,7 @@ pub fn energy_adjoint(
             __rt::acc(
                 &mut __d_d,
                 __rt::rules::MulOp::d_rhs(
-                    __rt::prim(&__s2),
+                    __rt::prim(&__t2),
                     &__rt::shape_of(__rt::prim(&d)),
                     &__dt3,
                 ),
@@ -144,11 +142,11 @@ pub fn energy_adjoint(
             );
         } else {
             let mut __dt4 = __rt::zero();
+            let __s4 = __rt::pop(&mut __s4);
             let __s5 = __rt::pop(&mut __s5);
-            let __s6 = __rt::pop(&mut __s6);
             let __g3 = __rt::take(&mut __d_e);
-            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s5, &__s6, &__g3));
-            __rt::acc(&mut __dt4, __rt::rules::AddOp::d_rhs(&__s5, &__s6, &__g3));
+            __rt::acc(&mut __d_e, __rt::rules::AddOp::d_lhs(&__s4, &__s5, &__g3));
+            __rt::acc(&mut __dt4, __rt::rules::AddOp::d_rhs(&__s4, &__s5, &__g3));
             let (_, __g4) = spring_pullback(
                 {
                     let __a = __rt::save(&d);
@@ -175,7 +173,6 @@ pub fn energy_adjoint(
     __rt::recycle(&mut __s3);
     __rt::recycle(&mut __s4);
     __rt::recycle(&mut __s5);
-    __rt::recycle(&mut __s6);
     (__t6, (__rt::complete(&x, __d_x), __rt::complete(&k, __d_k)))
 }
 ///Value and gradient of [`energy`] with respect to its differentiated parameters. Generated by `#[differentiable]`.

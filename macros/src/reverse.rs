@@ -368,6 +368,13 @@ impl<'b> Gen<'b> {
         for s in stmts {
             match s {
                 Stmt::If { then, els, .. } => {
+                    // Inside a loop, a branch's `let`s are replayed like a loop
+                    // body's: its reverse starts by recomputing them.
+                    for b in [then, els] {
+                        if self.body.regions[b.region].loop_depth > 0 {
+                            self.replay_block_lets(b);
+                        }
+                    }
                     self.find_replay(&then.stmts);
                     self.find_replay(&els.stmts);
                 }
@@ -376,23 +383,28 @@ impl<'b> Gen<'b> {
                         self.replay_range(*lp, pat, iter, body.region);
                         self.find_counted(*lp, iter);
                     }
-                    for s in &body.stmts {
-                        if !self.exits_of(s, body.region).is_empty() {
-                            break;
-                        }
-                        if let Stmt::Let {
-                            id,
-                            pat: Pat::Var(v),
-                            value: Some(e),
-                            ..
-                        } = s
-                        {
-                            self.replay_let(*v, *id, e, body.region);
-                        }
-                    }
+                    self.replay_block_lets(body);
                     self.find_replay(&body.stmts);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// The `let`s of a loop body or branch that the reverse sweep can
+    /// recompute (`replay_let`). Those after a statement that may leave the
+    /// block are recomputed only where the reverse code runs that the block
+    /// did not leave before them (`reverse_seq` puts them inside its guard).
+    fn replay_block_lets(&mut self, b: &Block) {
+        for s in &b.stmts {
+            if let Stmt::Let {
+                id,
+                pat: Pat::Var(v),
+                value: Some(e),
+                ..
+            } = s
+            {
+                self.replay_let(*v, *id, e, b.region);
             }
         }
     }
@@ -1013,10 +1025,23 @@ impl<'b> Gen<'b> {
     }
 
     /// Binds the recomputed values of a loop body at the start of a reverse iteration.
-    fn replay_prelude(&self, region: RegionId) -> TokenStream {
+    /// The recomputed `let`s of the first segment of a block's statements (up
+    /// to the first statement that may leave it): the start of its reverse.
+    fn replay_prelude(&self, stmts: &[Stmt], region: RegionId) -> TokenStream {
+        let end = stmts
+            .iter()
+            .position(|s| !self.exits_of(s, region).is_empty())
+            .map_or(stmts.len(), |k| k + 1);
+        let ids: HashSet<StmtId> = stmts[..end]
+            .iter()
+            .filter_map(|s| match s {
+                Stmt::Let { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
         let mut out = TokenStream::new();
         for (v, id, e) in self.replay_lets.get(&region).into_iter().flatten() {
-            if !self.needed.contains(v) {
+            if !self.needed.contains(v) || !ids.contains(id) {
                 continue;
             }
             let e = self.typed.get(id).unwrap_or(e);
@@ -1884,7 +1909,9 @@ impl<'b> Gen<'b> {
             let (rest_decls, rest_code) = self.reverse_seq(rest, region);
             if !rest_code.is_empty() {
                 let exited = self.exited(head.last().unwrap(), region);
-                out.extend(quote!(if !(#exited) { #rest_decls #rest_code }));
+                // `let`s after the exit are recomputed only where they ran.
+                let pre = self.replay_prelude(rest, region);
+                out.extend(quote!(if !(#exited) { #pre #rest_decls #rest_code }));
             }
         }
         for s in head.iter().rev() {
@@ -2034,8 +2061,21 @@ impl<'b> Gen<'b> {
             } if self.an.has_rev.contains(id) => {
                 let restores = self.restores(*id);
                 let c = self.read(*id, region, cond, ReadKind::Plain, false);
-                let t = self.reverse_block(then);
-                let e = self.reverse_block(els);
+                let mut t = self.reverse_block(then);
+                let mut e = self.reverse_block(els);
+                // The branches' recomputed `let`s, out of scope by now.
+                if !t.is_empty() {
+                    t = {
+                        let pre = self.replay_prelude(&then.stmts, then.region);
+                        quote!(#pre #t)
+                    };
+                }
+                if !e.is_empty() {
+                    e = {
+                        let pre = self.replay_prelude(&els.stmts, els.region);
+                        quote!(#pre #e)
+                    };
+                }
                 if e.is_empty() {
                     quote!(#restores if #c { #t })
                 } else {
@@ -2110,7 +2150,7 @@ impl<'b> Gen<'b> {
                 }
                 if !fused {
                     // (A fused iteration still has the forward values.)
-                    start.extend(self.replay_prelude(body.region));
+                    start.extend(self.replay_prelude(&body.stmts, body.region));
                 }
                 for (slot, hold) in self.hoisted.get(lp).into_iter().flatten() {
                     pre.extend(quote!(
