@@ -545,3 +545,62 @@ fn nested_gradients() {
         assert_close(t, want, "forward over forward");
     }
 }
+
+/// Data passed beside the differentiated parameters: not `Differentiable`.
+pub struct Scales {
+    /// Weights of the squares.
+    pub w: Vec<f64>,
+    /// How many of them count.
+    pub n: usize,
+}
+
+/// f(x) = Σ_{i<n} w_i x_i² + s x_0 x_1, differentiated in `x` only; `scales`
+/// and `s` are data. ∂f/∂x_i = 2 w_i x_i [i < n] + s (x_1 [i = 0] + x_0 [i = 1]).
+#[differentiable(forward, jacobian, wrt(x))]
+fn weighted(x: &[f64], scales: &Scales, s: f64) -> f64 {
+    let mut acc = s * x[0] * x[1];
+    for i in 0..scales.n {
+        acc += scales.w[i] * x[i] * x[i];
+    }
+    acc
+}
+
+#[test]
+fn parameters_outside_wrt_need_no_tangent() {
+    let scales = Scales {
+        w: vec![0.5, -1.5, 2.0, 0.25],
+        n: 3,
+    };
+    let s = 0.7;
+    let f = |x: &[f64]| weighted(x, &scales, s);
+    let grad = |x: &[f64]| -> Vec<f64> {
+        (0..x.len())
+            .map(|i| {
+                let sq = if i < scales.n {
+                    2.0 * scales.w[i] * x[i]
+                } else {
+                    0.0
+                };
+                let cross = match i {
+                    0 => s * x[1],
+                    1 => s * x[0],
+                    _ => 0.0,
+                };
+                sq + cross
+            })
+            .collect()
+    };
+    let x = [0.3, -1.2, 0.8, 2.0];
+    for v in [[1.0, 0.0, 0.0, 0.0], [0.3, -0.5, 0.9, 1.1]] {
+        let (val, dv) = weighted_tangent(&x, &scales, s, v.to_vec());
+        assert_eq!(val, f(&x));
+        assert_close(
+            dv,
+            dot(&grad(&x), &v),
+            "weighted: J v against the analytic gradient",
+        );
+        assert_close(dv, fd_dir(&f, &x, &v), "weighted: J v against differences");
+    }
+    let (_, j) = weighted_jacobian(&x, &scales, s);
+    assert_all_close_tol(j.row(0), &grad(&x), 1e-12, 1e-12, "weighted: J = ∇fᵀ");
+}

@@ -449,9 +449,28 @@ fn forward_items(
     // through a reference again, so tangents mirror the values they follow.
     let mut tan_params = Vec::new();
     let mut rebinds = Vec::new();
-    for p in &sig.params {
+    // A parameter that is not differentiated takes a tangent of any type,
+    // which the pushforward never reads: `_tangent` passes `NoGrad`, so the
+    // parameter's type need not be `Differentiable` and no zero tangent is
+    // built (a `#[no_grad]` field would be copied into it). Generated callers
+    // still pass a zero tangent of the argument. (Not with `hessian`: the
+    // pushforward is then itself `#[differentiable]`, which takes no generic
+    // type parameters.)
+    let mut tan_generics: Vec<TokenStream> = Vec::new();
+    for (i, p) in sig.params.iter().enumerate() {
         let t = tangent_name(&p.name);
-        let ty = pushforward_tangent_type(p);
+        let ty = if p.active || opts.hessian {
+            pushforward_tangent_type(p)
+        } else {
+            let g = format_ident!("__Tan{}", i);
+            if is_ref_param(p) {
+                tan_generics.push(quote!(#g: ?Sized));
+                quote!(&#g)
+            } else {
+                tan_generics.push(quote!(#g));
+                quote!(#g)
+            }
+        };
         tan_params.push(quote!(#t: #ty));
         if p.active && derive_like(&p.ty) {
             let n = &p.name;
@@ -479,7 +498,7 @@ fn forward_items(
         #[doc(hidden)]
         #hess_attr
         #allows
-        #vis fn #pushforward (#inputs #sep #(#tan_params),*) -> (#ret, #ret_tan) {
+        #vis fn #pushforward <#(#tan_generics),*> (#inputs #sep #(#tan_params),*) -> (#ret, #ret_tan) {
             #(#rebinds)*
             #fbody
         }
@@ -511,12 +530,20 @@ fn forward_items(
             quote!(#d: #ty)
         })
         .collect();
+    // What the pushforward gets for a parameter that is not differentiated.
+    let inactive = |p: &parse::Param| {
+        if opts.hessian {
+            zero_for(p)
+        } else {
+            lend(p, quote!(::tapeless::__private::NoGrad))
+        }
+    };
     let d_args = sig.per_param(
         |p, _| {
             let d = d_name(p);
             lend(p, quote!(#d))
         },
-        zero_for,
+        inactive,
     );
     let tangent = format_ident!("{}_tangent", name);
     let tangent_doc = format!(
@@ -536,7 +563,7 @@ fn forward_items(
     let unit_args = |i: usize, k: &Ident| -> Vec<TokenStream> {
         sig.per_param(
             |p, j| if j == i { unit_for(p, k) } else { zero_for(p) },
-            zero_for,
+            inactive,
         )
     };
     let actives: Vec<&parse::Param> = sig.active().collect();

@@ -36,7 +36,7 @@ where
     (x.forward_tangent(t.clone()), (NoGrad, x.forward_tangent(g)))
 }
 
-/// [`zero`](super::fwd::zero) does not depend on `x`: no cotangent flows back.
+/// [`zero`](crate::forward::zero) does not depend on `x`: no cotangent flows back.
 #[inline]
 pub fn zero_pullback<X: Differentiable + ?Sized, G>(x: &X, _g: G) -> (X::Tangent, (NoGrad,)) {
     (x.zero_tangent(), (NoGrad,))

@@ -104,7 +104,7 @@ impl From<Input> for Ht {
 }
 
 /// Rotation (row-major 3 × 3) of Euler angles `(x, z, y)`: `R_z R_y R_x`.
-#[differentiable]
+#[differentiable(forward)]
 pub fn euler_rotation(tx: f64, tz: f64, ty: f64) -> [f64; 9] {
     let (sx, cx) = (tx.sin(), tx.cos());
     let (sy, cy) = (ty.sin(), ty.cos());
@@ -125,7 +125,7 @@ pub fn euler_rotation(tx: f64, tz: f64, ty: f64) -> [f64; 9] {
 /// The skinning transform of each bone (its posed absolute transform times
 /// the inverse of its rest absolute transform), top three rows of each 4 × 4,
 /// `bones × 12`.
-#[differentiable(wrt(theta))]
+#[differentiable(forward, wrt(theta))]
 pub fn bone_transforms(theta: &[f64], model: &Model) -> Vec<f64> {
     let bones = model.bones;
     // joint angles (x, z, y) of bone b at pose[3b..3b + 3]: bones 0 and 1
@@ -286,14 +286,17 @@ impl Ht {
     pub fn jacobian(&self) -> Vec<Vec<f64>> {
         let nt = self.theta.len();
         let t = bone_transforms(&self.theta, &self.model);
-        // ∂ transforms / ∂θ, one reverse sweep per transform entry
+        // ∂ transforms / ∂θ (bones·12 rows, 26 columns): one forward sweep per
+        // column, not one reverse sweep per row
         let mut dt = vec![0.0; t.len() * nt];
-        let mut seed = vec![0.0; t.len()];
-        for e in 0..t.len() {
-            seed[e] = 1.0;
-            let (_, g) = bone_transforms_adjoint(&self.theta, &self.model, seed.clone());
-            seed[e] = 0.0;
-            dt[e * nt..(e + 1) * nt].copy_from_slice(&g);
+        let mut dir = vec![0.0; nt];
+        for k in 0..nt {
+            dir[k] = 1.0;
+            let (_, col) = bone_transforms_tangent(&self.theta, &self.model, dir.clone());
+            dir[k] = 0.0;
+            for (e, v) in col.iter().enumerate() {
+                dt[e * nt + k] = *v;
+            }
         }
         let cols = if self.us.is_empty() { 0 } else { 2 };
         let mut rows = Vec::with_capacity(3 * self.model.correspondences.len());
