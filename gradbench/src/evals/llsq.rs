@@ -26,12 +26,13 @@ pub fn primal(x: &[f64], n: usize) -> f64 {
         } else {
             0.0
         };
-        let mut r = s;
-        let mut power = 1.0;
-        for j in 0..x.len() {
-            r -= x[j] * power;
-            power *= t;
+        // x_0 + x_1 t + … + x_{m-1} t^{m-1} by Horner's rule
+        let m = x.len();
+        let mut p = 0.0;
+        for k in 0..m {
+            p = p * t + x[m - 1 - k];
         }
+        let r = s - p;
         sum += r * r;
     }
     sum / 2.0
