@@ -281,6 +281,32 @@ fn recursion() {
         assert_eq!(v, series(&x, 0));
         assert_all_close(&d, &fd_slice(|x| series(x, 0), &x), "series");
     }
+    // All inputs in one vector for the finite differences: x, then a, b.
+    let f = |p: &[f64], n: usize| shuffled(&p[..3], p[3], p[4], n);
+    for n in 0..6 {
+        let p = [0.5, -1.2, 0.8, 0.7, -0.4];
+        let (v, (dx, da, db)) = shuffled_grad(&p[..3], p[3], p[4], n);
+        assert_eq!(v, f(&p, n));
+        let mut d = dx.clone();
+        d.extend([da, db]);
+        assert_all_close(&d, &fd_slice(|p| f(p, n), &p), &format!("shuffled n={n}"));
+    }
+}
+
+/// A recursion whose reverse sweep lends its own gradient of `x` (passed
+/// through) to the recursive call, while `a` and `b` arrive swapped, `a`
+/// twice, and rescaled: those get fresh zeros, added afterwards. The value is
+/// a polynomial in `x`, `a`, `b`; the test compares with finite differences
+/// in all of them.
+#[differentiable]
+fn shuffled(x: &[f64], a: f64, b: f64, n: usize) -> f64 {
+    if n == 0 {
+        a * b + x[0]
+    } else if n % 2 == 0 {
+        shuffled(x, a, a * x[n % x.len()], n - 1) * b
+    } else {
+        shuffled(x, b, a, n - 1) + a * x[1]
+    }
 }
 
 // ---------------------------------------------------------------- custom derivatives

@@ -58,6 +58,23 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
 
     let mut g = Gen::new(&body, &an);
     g.find_fused();
+    // A free function that calls itself accumulates into its caller's
+    // gradient (`_adjoint_acc`) instead of returning a fresh one per call.
+    let recursive = !sig.params.iter().any(|p| p.is_receiver)
+        && crate::reverse::calls_itself(&body, &func.sig.ident);
+    if recursive {
+        let params: Vec<usize> = sig
+            .active()
+            .filter_map(|p| {
+                body.vars
+                    .iter()
+                    .position(|v| v.kind == crate::ir::VarKind::Param && v.name == p.name)
+            })
+            .collect();
+        if params.iter().all(|&v| an.varied[v]) && params.len() == sig.active().count() {
+            g.self_acc = Some((func.sig.ident.clone(), params));
+        }
+    }
     let forward = g.forward_block(&body.block);
     let tail = body.block.stmts.iter().find_map(|s| match s {
         Stmt::Tail(a) => Some(crate::emit::emit_atom(&body.vars, a)),
@@ -112,6 +129,42 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         quote!()
     };
+    if g.self_acc.is_some() {
+        let acc_path = sig.sibling(&format_ident!("{}_adjoint_acc", func.sig.ident));
+        let call_args: Vec<&Ident> = sig.params.iter().map(|p| &p.name).collect();
+        let slots: Vec<TokenStream> = sig
+            .active()
+            .map(|p| {
+                let d = g.adj_of_param(&p.name);
+                quote!(&mut #d)
+            })
+            .collect();
+        let acc_call = quote!(#acc_path(#(#call_args,)* d_out, #(#slots),*));
+        let (take, give) = g.param_adjoints_acc();
+        let acc_body = quote! {
+            use ::tapeless::__private as __rt;
+            let _ = #original;
+            // Forward sweep: the primal, keeping what the reverse sweep reads.
+            #forward
+            // Reverse sweep: adjoints, last operation first, added to the
+            // caller's gradient of the differentiated parameters.
+            let mut __seed = d_out;
+            #take
+            #reverse
+            #(__rt::recycle(&mut #stacks);)*
+            #give
+            #out
+        };
+        let adjoint_body = quote! {
+            use ::tapeless::__private as __rt;
+            #param_adjoints
+            let __out = #acc_call;
+            (__out, #grads)
+        };
+        let items = items(&func, &sig, adjoint_body);
+        let acc_fn = acc_item(&func, &sig, acc_body);
+        return quote!(#items #acc_fn #forward_items);
+    }
     let adjoint_body = quote! {
         use ::tapeless::__private as __rt;
         // Calling the gradient counts as using the function (no `dead_code` warning).
@@ -801,6 +854,45 @@ fn items(func: &ItemFn, sig: &Signature, adjoint_body: TokenStream) -> TokenStre
         #vis fn #pullback #generics (#inputs #sep #d_out: #dout_ty) -> (#ret, (#(#slot_tys,)*)) #where_clause {
             let (__v, __g) = #adjoint_path(#(#args,)* #d_out);
             (__v, (#(#spread,)*))
+        }
+    }
+}
+
+/// `_adjoint_acc` of a function that calls itself: the adjoint with the
+/// gradient of each differentiated parameter added into `__acc_<name>`
+/// instead of returned; returns the value.
+fn acc_item(func: &ItemFn, sig: &Signature, body: TokenStream) -> TokenStream {
+    let vis = &func.vis;
+    let name = &func.sig.ident;
+    let generics = &func.sig.generics;
+    let where_clause = &func.sig.generics.where_clause;
+    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
+        func.sig.inputs.iter().cloned().collect();
+    let sep = if inputs.is_empty() {
+        quote!()
+    } else {
+        quote!(,)
+    };
+    let ret = &sig.ret;
+    let dout_ty = parse::tangent_of(ret);
+    let acc = format_ident!("{}_adjoint_acc", name);
+    let d_out = d_out_name();
+    let slots: Vec<TokenStream> = sig
+        .active()
+        .map(|p| {
+            let slot = format_ident!("__acc_{}", p.name);
+            let ty = p.tangent_type();
+            quote!(#slot: &mut #ty)
+        })
+        .collect();
+    let allows = allows();
+    quote! {
+        /// The adjoint with the differentiated parameters' gradients added
+        /// into the given slots (what the function's own reverse sweep calls).
+        #[doc(hidden)]
+        #allows
+        #vis fn #acc #generics (#inputs #sep #d_out: #dout_ty, #(#slots),*) -> #ret #where_clause {
+            #body
         }
     }
 }

@@ -127,6 +127,12 @@ pub struct Gen<'b> {
     /// Every `Stack` declared at the top: their buffers go back to the pool
     /// after the reverse sweep.
     pub stacks: Vec<Ident>,
+    /// A function that calls itself (`calls_itself`): its name and the
+    /// parameters whose adjoints its `_adjoint_acc` takes from the caller (the
+    /// differentiated ones, in order). Its reverse sweep calls
+    /// `NAME_adjoint_acc`, lending its own adjoint of a parameter passed
+    /// through unchanged, instead of `NAME_pullback`.
+    pub self_acc: Option<(Ident, Vec<VarId>)>,
     /// Variables by name (`None`: the name is not unique).
     names: HashMap<String, Option<VarId>>,
 }
@@ -277,6 +283,7 @@ impl<'b> Gen<'b> {
             fused: None,
             fused_fwd: None,
             stacks: Vec::new(),
+            self_acc: None,
             names: HashMap::new(),
         };
         for (i, v) in body.vars.iter().enumerate() {
@@ -1450,6 +1457,12 @@ impl<'b> Gen<'b> {
                     .iter()
                     .map(|a| self.read(id, region, a, ReadKind::CallArg, false))
                     .collect();
+                if let Some(code_acc) =
+                    self.self_call(id, region, callee, args, &rev_args, d, *span)
+                {
+                    code.extend(code_acc);
+                    return code;
+                }
                 let g = self.tmp();
                 let call = match callee {
                     Callee::Path(path) => {
@@ -2221,6 +2234,106 @@ impl<'b> Gen<'b> {
         }
     }
 
+    /// The reverse of a call of the function itself (`self_acc`): its
+    /// `_adjoint_acc` adds into this call's own adjoint of a parameter passed
+    /// through unchanged (`det(a, ..)` inside `det(a: &[f64], ..)`), so no
+    /// zero-filled gradient is allocated, returned and added per call; any
+    /// other argument gets a zero of the parameter's shape, added to the
+    /// argument's adjoint afterwards.
+    #[allow(clippy::too_many_arguments)]
+    fn self_call(
+        &mut self,
+        id: StmtId,
+        region: RegionId,
+        callee: &Callee,
+        args: &[Atom],
+        rev_args: &[TokenStream],
+        d: &Ident,
+        span: proc_macro2::Span,
+    ) -> Option<TokenStream> {
+        let (name, params) = self.self_acc.clone()?;
+        let Callee::Path(path) = callee else {
+            return None;
+        };
+        if path.leading_colon.is_some()
+            || path.segments.len() != 1
+            || path.segments[0].ident != name
+        {
+            return None;
+        }
+        let pv = private();
+        let param_ids: Vec<VarId> = (0..self.body.vars.len())
+            .filter(|&v| self.body.vars[v].kind == VarKind::Param)
+            .collect();
+        if param_ids.len() != args.len() {
+            return None;
+        }
+        let mut before = TokenStream::new();
+        let mut after = TokenStream::new();
+        let mut slots = Vec::new();
+        let mut lent: HashSet<VarId> = HashSet::new();
+        for &pvar in &params {
+            let k = param_ids.iter().position(|&v| v == pvar)?;
+            let a = &args[k];
+            let through = matches!(a, Atom::Place(p) if p.root == pvar
+                && p.proj.is_empty()
+                && p.wrap.iter().all(|w| *w == Wrap::Ref)
+                && self.stable[pvar]
+                && !self.promoted_any());
+            if through && lent.insert(pvar) {
+                let adj = self.adj_name(pvar);
+                slots.push(quote!(&mut #adj));
+            } else {
+                let z = self.tmp();
+                let zero = self.zero_fn(pvar);
+                let arg = &rev_args[k];
+                before.extend(quote!(let mut #z = #pv::#zero(&#arg);));
+                slots.push(quote!(&mut #z));
+                if let Some(p) = self.active_place(a) {
+                    let adj = self.adj_mut(id, region, p);
+                    after.extend(quote!(#pv::acc_from(#adj, #z);));
+                }
+            }
+        }
+        let acc = format_ident!("{}_adjoint_acc", name);
+        let call = quote::quote_spanned!(span=> #acc(#(#rev_args,)* #d, #(#slots),*));
+        Some(quote!(#before let _ = #call; #after))
+    }
+
+    /// Whether some adjoint element is being summed in a local (`promoted`):
+    /// lending a whole adjoint out would bypass it.
+    fn promoted_any(&self) -> bool {
+        !self.promoted.is_empty()
+    }
+
+    /// The adjoints of the parameters of a self-calling function's
+    /// `_adjoint_acc`: taken from the caller's slots (`__acc_<name>`).
+    pub fn param_adjoints_acc(&self) -> (TokenStream, TokenStream) {
+        let pv = private();
+        let mut take = TokenStream::new();
+        let mut give = TokenStream::new();
+        let params = self
+            .self_acc
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
+        for (i, v) in self.body.vars.iter().enumerate() {
+            if v.kind == VarKind::Param && self.an.varied[i] {
+                let d = self.adj_name(i);
+                let name = &v.name;
+                if params.contains(&i) {
+                    let slot = format_ident!("__acc_{}", name);
+                    take.extend(quote!(let mut #d = #pv::take(#slot);));
+                    give.extend(quote!(*#slot = #d;));
+                } else {
+                    let zero = self.zero_fn(i);
+                    take.extend(quote!(let mut #d = #pv::#zero(&#name);));
+                }
+            }
+        }
+        (take, give)
+    }
+
     pub fn param_adjoints(&self) -> TokenStream {
         let pv = private();
         let mut out = TokenStream::new();
@@ -2476,4 +2589,33 @@ fn partial_method(e: &Expr, k: usize) -> Ident {
         unreachable!()
     };
     Ident::new(partials[k].as_ref().unwrap().method, Span::call_site())
+}
+
+/// Whether the body calls the function itself by its bare name (`f(..)`).
+pub fn calls_itself(body: &Body, name: &Ident) -> bool {
+    let mut found = false;
+    crate::analyse::walk(&body.block.stmts, &mut |s| {
+        if let Stmt::Let {
+            value:
+                Some(Expr::Call {
+                    callee: Callee::Path(p),
+                    ..
+                }),
+            ..
+        }
+        | Stmt::Assign {
+            value:
+                Expr::Call {
+                    callee: Callee::Path(p),
+                    ..
+                },
+            ..
+        } = s
+        {
+            if p.leading_colon.is_none() && p.segments.len() == 1 && p.segments[0].ident == *name {
+                found = true;
+            }
+        }
+    });
+    found
 }
