@@ -88,3 +88,8 @@ fn promoted_loops() {
 fn fused_loss() {
     check("fused_loss");
 }
+
+#[test]
+fn recursion() {
+    check("recursion");
+}
