@@ -13,7 +13,7 @@
 mod common;
 
 use common::*;
-use tapeless::{differentiable, Differentiable};
+use tapeless::{differentiable, Activation, Differentiable};
 
 /// `x + h v`.
 fn shifted(x: &[f64], v: &[f64], h: f64) -> Vec<f64> {
@@ -603,4 +603,40 @@ fn parameters_outside_wrt_need_no_tangent() {
     }
     let (_, j) = weighted_jacobian(&x, &scales, s);
     assert_all_close_tol(j.row(0), &grad(&x), 1e-12, 1e-12, "weighted: J = ∇fᵀ");
+}
+
+/// `x.sigmoid()` (`tapeless::Activation`) is one operation: f = σ(w x) x + σ(x)
+/// with σ' = σ (1 - σ). Gradient against the analytic one, tangent against
+/// differences of f, H v against differences of the gradient.
+#[differentiable(hessian)]
+fn logistic_unit(x: f64, w: f64) -> f64 {
+    (w * x).sigmoid() * x + x.sigmoid()
+}
+
+#[test]
+fn scalar_sigmoid_all_modes() {
+    let s = |t: f64| 1.0 / (1.0 + (-t).exp());
+    let f = |p: &[f64]| logistic_unit(p[0], p[1]);
+    let g = |p: &[f64]| {
+        let (_, (dx, dw)) = logistic_unit_grad(p[0], p[1]);
+        vec![dx, dw]
+    };
+    for p in [[0.3, 1.5], [-1.2, 0.7], [2.0, -0.4]] {
+        let (x, w) = (p[0], p[1]);
+        let (a, b) = (s(w * x), s(x));
+        let grad = [
+            a * (1.0 - a) * w * x + a + b * (1.0 - b),
+            a * (1.0 - a) * x * x,
+        ];
+        let (v, gr) = (logistic_unit(x, w), g(&p));
+        assert_eq!(v, logistic_unit_grad(x, w).0);
+        assert_all_close(&gr, &grad, "sigmoid: gradient");
+        for dir in [[1.0, 0.0], [0.4, -0.9]] {
+            let (_, dv) = logistic_unit_tangent(x, w, dir[0], dir[1]);
+            assert_close(dv, fd_dir(&f, &p, &dir), "sigmoid: J v");
+            let (_, _, hv) = logistic_unit_hvp(x, w, dir[0], dir[1]);
+            let hv = [hv.0, hv.1];
+            assert_all_close_tol(&hv, &fd_dir_vec(&g, &p, &dir), 1e-5, 1e-6, "sigmoid: H v");
+        }
+    }
 }

@@ -36,6 +36,7 @@ const FORWARD_TRAITS: &[&str] = &[
     "Sinh",
     "Cosh",
     "Tanh",
+    "Sigmoid",
     "Asinh",
     "Acosh",
     "Atanh",

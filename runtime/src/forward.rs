@@ -72,8 +72,8 @@
 use crate::__private::{shape_of, NoGrad};
 use crate::rules::{
     Abs, Acos, Acosh, Asin, Asinh, Atan, Atan2, Atanh, Cbrt, Clamp, Cos, Cosh, DivOp, Exp, Exp2,
-    ExpM1, Fract, Hypot, Ln, Ln1p, Log, Log10, Log2, Max, Min, MulAdd, Powf, Powi, Recip, Sin,
-    Sinh, Sqrt, Tan, Tanh, ToDegrees, ToRadians,
+    ExpM1, Fract, Hypot, Ln, Ln1p, Log, Log10, Log2, Max, Min, MulAdd, Powf, Powi, Recip, Sigmoid,
+    Sin, Sinh, Sqrt, Tan, Tanh, ToDegrees, ToRadians,
 };
 use crate::tangent::{Differentiable, Tangent};
 use core::fmt;
@@ -202,6 +202,7 @@ pub trait ForwardFloat:
     + Sinh
     + Cosh
     + Tanh
+    + Sigmoid
     + Asinh
     + Acosh
     + Atanh
@@ -431,6 +432,21 @@ pub fn tanh_d_x_pullback<T: ForwardFloat>(y: T, d: T, g: T) -> (T, (T, T)) {
     (
         tanh_d_x(y, d),
         (-(T::TWO * y * d) * g, <T as Tanh>::d_x(&y, &g)),
+    )
+}
+
+/// Tangent of `y = sigmoid x`, from the output: `y (1 - y) d`.
+#[inline]
+pub fn sigmoid_d_x<T: ForwardFloat>(y: T, d: T) -> T {
+    <T as Sigmoid>::d_x(&y, &d)
+}
+
+/// Pullback of [`sigmoid_d_x`]: `y`: `(1 - 2 y) d g`; `d`: `y (1 - y) g`.
+#[inline]
+pub fn sigmoid_d_x_pullback<T: ForwardFloat>(y: T, d: T, g: T) -> (T, (T, T)) {
+    (
+        sigmoid_d_x(y, d),
+        ((T::ONE - T::TWO * y) * d * g, <T as Sigmoid>::d_x(&y, &g)),
     )
 }
 

@@ -5,9 +5,12 @@
 //! * [`rules`]: one derivative rule per primitive operation, ordinary Rust,
 //!   each tested against finite differences.
 //! * [`stop_gradient`]: the identity with a zero derivative.
+//! * [`Activation`]: `x.sigmoid()` for `f32`/`f64`, one operation with its
+//!   own derivative rule in differentiable code.
 //! * [`release_tape_memory`]: frees the buffers this thread caches for the
 //!   stacks of `_grad` calls with loops ([`tape_pool`]).
 
+mod activation;
 pub mod checkpoint;
 mod forward;
 mod fwd_args;
@@ -23,6 +26,7 @@ pub mod tensor;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use activation::Activation;
 pub use forward::{Flat, ForwardFloat, Jacobian};
 pub use tangent::{Differentiable, IndexTangent, Tangent};
 pub use tape_pool::release as release_tape_memory;

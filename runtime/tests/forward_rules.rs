@@ -201,6 +201,9 @@ macro_rules! table {
             case!($t, tanh_d_x, tanh_d_x_pullback, [0, 1],
                 primal: |o| o[0].tanh(), wrt: 0, reads: |o, y| [y],
                 at: &[&[0.3], &[-1.2], &[2.0]], guarded: false, singular: &[]),
+            case!($t, sigmoid_d_x, sigmoid_d_x_pullback, [0, 1],
+                primal: |o| 1.0 / (1.0 + (-o[0]).exp()), wrt: 0, reads: |o, y| [y],
+                at: &[&[0.3], &[-1.2], &[2.0]], guarded: false, singular: &[]),
             case!($t, asinh_d_x, asinh_d_x_pullback, [0, 1],
                 primal: |o| o[0].asinh(), wrt: 0, reads: |o, y| [o[0]],
                 at: &[&[0.5], &[-3.0], &[10.0]], guarded: false, singular: &[]),
@@ -508,7 +511,7 @@ fn zero_conventions<T: Num>(table: &[Case<T>]) -> usize {
 
 /// The number of distinct functions in the table: every rule partial the
 /// runtime implements for scalars except `+ - *`, unary `-` and `as`.
-const FUNCTIONS: usize = 47;
+const FUNCTIONS: usize = 48;
 
 #[test]
 fn table_covers_every_scalar_rule_partial() {

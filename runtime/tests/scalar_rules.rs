@@ -515,6 +515,18 @@ fn tanh() {
     );
 }
 
+// d/dx sigmoid x = y (1 - y), from the output y = 1 / (1 + e^-x); far out
+// the output saturates to 0 or 1 and the derivative to 0.
+#[test]
+fn sigmoid() {
+    use tapeless_runtime::Activation;
+    check!(
+        |p| p[0].sigmoid(),
+        |x, y, d| [Sigmoid::d_x(&y, &d)],
+        [[-8.0], [-1.5], [0.0], [0.4], [3.0], [10.0]],
+    );
+}
+
 // d/dx asinh x = 1 / sqrt(x^2 + 1), also where x^2 overflows.
 #[test]
 fn asinh() {

@@ -10,7 +10,7 @@
 use crate::protocol::{parse, timed, Evaluated};
 use serde::Deserialize;
 use serde_json::Value;
-use tapeless::differentiable;
+use tapeless::{differentiable, Activation};
 
 #[derive(Deserialize)]
 struct Input {
@@ -46,12 +46,6 @@ impl From<Input> for Lstm {
     }
 }
 
-/// 1 / (1 + e^-x).
-#[differentiable]
-pub fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// Mean negative log-likelihood of each next character under the LSTM's
 /// prediction from the characters before it.
 #[differentiable(wrt(main_params, extra_params))]
@@ -76,11 +70,13 @@ pub fn objective(
             let w = 8 * b * layer; // weights at w, biases at w + 4b
             let hidden = 2 * b * layer; // cells at hidden + b
             for i in 0..b {
-                let forget = sigmoid(input[i] * main_params[w + i] + main_params[w + 4 * b + i]);
+                // `sigmoid` is `tapeless::Activation`'s: one operation whose
+                // rule reads its output
+                let forget = (input[i] * main_params[w + i] + main_params[w + 4 * b + i]).sigmoid();
                 let ingate =
-                    sigmoid(s[hidden + i] * main_params[w + b + i] + main_params[w + 5 * b + i]);
+                    (s[hidden + i] * main_params[w + b + i] + main_params[w + 5 * b + i]).sigmoid();
                 let outgate =
-                    sigmoid(input[i] * main_params[w + 2 * b + i] + main_params[w + 6 * b + i]);
+                    (input[i] * main_params[w + 2 * b + i] + main_params[w + 6 * b + i]).sigmoid();
                 let change = (s[hidden + i] * main_params[w + 3 * b + i]
                     + main_params[w + 7 * b + i])
                     .tanh();

@@ -569,6 +569,13 @@ macro_rules! float_rules {
             }
         }
 
+        impl super::Sigmoid for $t {
+            #[inline]
+            fn d_x(y: &$t, d: &$t) -> $t {
+                *d * (*y * (1.0 - *y))
+            }
+        }
+
         impl Asinh for $t {
             #[inline]
             fn d_x(x: &$t, d: &$t) -> $t {
