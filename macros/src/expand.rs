@@ -80,7 +80,6 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
         Stmt::Tail(a) => Some(crate::emit::emit_atom(&body.vars, a)),
         _ => None,
     });
-    let param_adjoints = g.param_adjoints();
     let reverse = g.reverse_block(&body.block);
     let stacks = &g.stacks;
     let top = &g.top;
@@ -129,7 +128,32 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         quote!()
     };
-    if g.self_acc.is_some() {
+    // With `self_acc`, the sweeps go into `_adjoint_acc`, which takes the
+    // parameters' adjoints from the caller's slots and returns the value, and
+    // `_adjoint` wraps it; otherwise they are `_adjoint`'s body.
+    let lend = g.self_acc.is_some();
+    let (decls, give_back) = g.param_adjoints(lend);
+    let result = if lend {
+        quote!(#out)
+    } else {
+        quote!((#out, #grads))
+    };
+    let sweeps = quote! {
+        use ::tapeless::__private as __rt;
+        // Calling the gradient counts as using the function (no `dead_code` warning).
+        let _ = #original;
+        // Forward sweep: the primal, keeping what the reverse sweep reads.
+        #forward
+        // Reverse sweep: adjoints, last operation first.
+        let mut __seed = d_out;
+        #decls
+        #reverse
+        // The stacks' buffers go back to the per-thread pool for the next call.
+        #(__rt::recycle(&mut #stacks);)*
+        #give_back
+        #result
+    };
+    if lend {
         let acc_path = sig.sibling(&format_ident!("{}_adjoint_acc", func.sig.ident));
         let call_args: Vec<&Ident> = sig.params.iter().map(|p| &p.name).collect();
         let slots: Vec<TokenStream> = sig
@@ -139,46 +163,18 @@ pub fn differentiable(attr: TokenStream, item: TokenStream) -> TokenStream {
                 quote!(&mut #d)
             })
             .collect();
-        let acc_call = quote!(#acc_path(#(#call_args,)* d_out, #(#slots),*));
-        let (take, give) = g.param_adjoints_acc();
-        let acc_body = quote! {
-            use ::tapeless::__private as __rt;
-            let _ = #original;
-            // Forward sweep: the primal, keeping what the reverse sweep reads.
-            #forward
-            // Reverse sweep: adjoints, last operation first, added to the
-            // caller's gradient of the differentiated parameters.
-            let mut __seed = d_out;
-            #take
-            #reverse
-            #(__rt::recycle(&mut #stacks);)*
-            #give
-            #out
-        };
+        let (zeros, _) = g.param_adjoints(false);
         let adjoint_body = quote! {
             use ::tapeless::__private as __rt;
-            #param_adjoints
-            let __out = #acc_call;
+            #zeros
+            let __out = #acc_path(#(#call_args,)* d_out, #(#slots),*);
             (__out, #grads)
         };
         let items = items(&func, &sig, adjoint_body);
-        let acc_fn = acc_item(&func, &sig, acc_body);
+        let acc_fn = acc_item(&func, &sig, sweeps);
         return quote!(#items #acc_fn #forward_items);
     }
-    let adjoint_body = quote! {
-        use ::tapeless::__private as __rt;
-        // Calling the gradient counts as using the function (no `dead_code` warning).
-        let _ = #original;
-        // Forward sweep: the primal, keeping what the reverse sweep reads.
-        #forward
-        // Reverse sweep: adjoints, last operation first.
-        let mut __seed = d_out;
-        #param_adjoints
-        #reverse
-        // The stacks' buffers go back to the per-thread pool for the next call.
-        #(__rt::recycle(&mut #stacks);)*
-        (#out, #grads)
-    };
+    let adjoint_body = sweeps;
     let items = items(&func, &sig, adjoint_body);
     quote!(#items #forward_items)
 }
@@ -487,13 +483,7 @@ fn forward_items(
     let name = &func.sig.ident;
     let name_s = name.to_string();
     let allows = allows();
-    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
-        func.sig.inputs.iter().cloned().collect();
-    let sep = if inputs.is_empty() {
-        quote!()
-    } else {
-        quote!(,)
-    };
+    let (inputs, sep) = inputs_of(func);
     let ret = &sig.ret;
     let ret_tan = parse::tangent_of(ret);
     let pushforward = pushforward_name(name);
@@ -797,14 +787,7 @@ fn items(func: &ItemFn, sig: &Signature, adjoint_body: TokenStream) -> TokenStre
     let name = &func.sig.ident;
     let generics = &func.sig.generics;
     let where_clause = &func.sig.generics.where_clause;
-    // Without a trailing comma, so `d_out` can follow (`fn f(x: f64, y: f64,)`).
-    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
-        func.sig.inputs.iter().cloned().collect();
-    let sep = if inputs.is_empty() {
-        quote!()
-    } else {
-        quote!(,)
-    };
+    let (inputs, sep) = inputs_of(func);
     let ret = &sig.ret;
     let grad_ty = sig.grad_type();
     let dout_ty = parse::tangent_of(ret);
@@ -858,6 +841,25 @@ fn items(func: &ItemFn, sig: &Signature, adjoint_body: TokenStream) -> TokenStre
     }
 }
 
+/// The function's parameters for a companion's signature, without a
+/// trailing comma, and the separator that lets more parameters follow
+/// (`fn f(x: f64, y: f64,)` would otherwise end in `,,`).
+fn inputs_of(
+    func: &ItemFn,
+) -> (
+    syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
+    TokenStream,
+) {
+    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
+        func.sig.inputs.iter().cloned().collect();
+    let sep = if inputs.is_empty() {
+        quote!()
+    } else {
+        quote!(,)
+    };
+    (inputs, sep)
+}
+
 /// `_adjoint_acc` of a function that calls itself: the adjoint with the
 /// gradient of each differentiated parameter added into `__acc_<name>`
 /// instead of returned; returns the value.
@@ -866,13 +868,7 @@ fn acc_item(func: &ItemFn, sig: &Signature, body: TokenStream) -> TokenStream {
     let name = &func.sig.ident;
     let generics = &func.sig.generics;
     let where_clause = &func.sig.generics.where_clause;
-    let inputs: syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]> =
-        func.sig.inputs.iter().cloned().collect();
-    let sep = if inputs.is_empty() {
-        quote!()
-    } else {
-        quote!(,)
-    };
+    let (inputs, sep) = inputs_of(func);
     let ret = &sig.ret;
     let dout_ty = parse::tangent_of(ret);
     let acc = format_ident!("{}_adjoint_acc", name);

@@ -2279,7 +2279,9 @@ impl<'b> Gen<'b> {
                 && p.proj.is_empty()
                 && p.wrap.iter().all(|w| *w == Wrap::Ref)
                 && self.stable[pvar]
-                && !self.promoted_any());
+                // (an adjoint element summed in a local, `promoted`: keep
+                // the whole adjoint here)
+                && self.promoted.is_empty());
             if through && lent.insert(pvar) {
                 let adj = self.adj_name(pvar);
                 slots.push(quote!(&mut #adj));
@@ -2300,28 +2302,24 @@ impl<'b> Gen<'b> {
         Some(quote!(#before let _ = #call; #after))
     }
 
-    /// Whether some adjoint element is being summed in a local (`promoted`):
-    /// lending a whole adjoint out would bypass it.
-    fn promoted_any(&self) -> bool {
-        !self.promoted.is_empty()
-    }
-
-    /// The adjoints of the parameters of a self-calling function's
-    /// `_adjoint_acc`: taken from the caller's slots (`__acc_<name>`).
-    pub fn param_adjoints_acc(&self) -> (TokenStream, TokenStream) {
+    /// The declarations of the differentiated parameters' adjoints, and the
+    /// code that hands them back. With `from_slots` (a self-calling
+    /// function's `_adjoint_acc`), those of `self_acc` are taken from the
+    /// caller's slots (`__acc_<name>`) and put back at the end; the others,
+    /// and all without `from_slots`, start from zero.
+    pub fn param_adjoints(&self, from_slots: bool) -> (TokenStream, TokenStream) {
         let pv = private();
         let mut take = TokenStream::new();
         let mut give = TokenStream::new();
-        let params = self
-            .self_acc
-            .as_ref()
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default();
+        let lent: &[VarId] = match (&self.self_acc, from_slots) {
+            (Some((_, p)), true) => p,
+            _ => &[],
+        };
         for (i, v) in self.body.vars.iter().enumerate() {
             if v.kind == VarKind::Param && self.an.varied[i] {
                 let d = self.adj_name(i);
                 let name = &v.name;
-                if params.contains(&i) {
+                if lent.contains(&i) {
                     let slot = format_ident!("__acc_{}", name);
                     take.extend(quote!(let mut #d = #pv::take(#slot);));
                     give.extend(quote!(*#slot = #d;));
@@ -2332,20 +2330,6 @@ impl<'b> Gen<'b> {
             }
         }
         (take, give)
-    }
-
-    pub fn param_adjoints(&self) -> TokenStream {
-        let pv = private();
-        let mut out = TokenStream::new();
-        for (i, v) in self.body.vars.iter().enumerate() {
-            if v.kind == VarKind::Param && self.an.varied[i] {
-                let d = self.adj_name(i);
-                let name = &v.name;
-                let zero = self.zero_fn(i);
-                out.extend(quote!(let mut #d = #pv::#zero(&#name);));
-            }
-        }
-        out
     }
 
     /// The zero an in-scope variable's adjoint starts from: shaped like the
