@@ -8,7 +8,9 @@
 //!   `continue` of the outer loop, a bound that is not recomputable);
 //! * loop-invariant adjoint elements are summed in a local per loop run;
 //! * a sum returned right after its loop is differentiated inside the loop
-//!   (fused), and a sum read inside its loop is not;
+//!   (fused), also when the loop writes scratch buffers declared outside it
+//!   that every iteration overwrites before reading; a sum read inside its
+//!   loop, or buffers that carry values between iterations, are not;
 //! * recomputed `let`s in branches inside loops and after a statement that
 //!   may leave the block: the reverse binds them again only where the forward
 //!   sweep computed them (an index past the end after a `break` must not be
@@ -316,6 +318,161 @@ fn fused_loss_loops() {
         |w| read_sum(w, &x),
         |w| read_sum_grad(w, &x),
         &w[..1],
+    );
+}
+
+/// Σ_i logsumexp_j (−½ ‖L_j (x_i − μ_j)‖²), L_j = [[1, 0], [w_j, 1]] (a
+/// two-component, two-dimensional Gaussian-mixture term), with its scratch
+/// buffers declared once outside the point loop, as natural Rust does:
+/// every iteration writes `xc`, `qxc` and `beta` in full before reading them
+/// (`xc[t]` for `t in 0..d` with `xc = vec![0.0; d]`; `mx` as a whole), so no
+/// value flows from one point to the next and the loop is fused. The math is
+/// whatever the function says; the oracle is FD. (`mx` is declared before
+/// the loop on purpose: a scalar scratch value, written as a whole first.)
+#[allow(unused_assignments)]
+#[differentiable(wrt(mu, w))]
+fn scratch_mixture(mu: &[f64], w: &[f64], x: &[f64]) -> f64 {
+    let d = 2;
+    let k = 2;
+    let mut total = 0.0;
+    let mut xc = vec![0.0; d];
+    let mut qxc = vec![0.0; d];
+    let mut beta = vec![0.0; k];
+    let mut mx = 0.0;
+    for i in 0..x.len() / d {
+        for j in 0..k {
+            for t in 0..d {
+                xc[t] = x[i * d + t] - mu[j * d + t];
+                qxc[t] = xc[t];
+            }
+            qxc[1] += w[j] * xc[0];
+            let mut sq = 0.0;
+            for t in 0..d {
+                sq += qxc[t] * qxc[t];
+            }
+            beta[j] = -0.5 * sq;
+        }
+        mx = beta[0];
+        for j in 1..k {
+            if beta[j] > mx {
+                mx = beta[j];
+            }
+        }
+        let mut se = 0.0;
+        for j in 0..k {
+            se += (beta[j] - mx).exp();
+        }
+        total += mx + se.ln();
+    }
+    total
+}
+
+/// Buffers outside a loop that carry values from one iteration to the next
+/// must not be fused: each would lose the adjoint that flows back into the
+/// previous iteration. One function per way of carrying a value (a fused
+/// loop is decided per loop), each a sum over `x` returned right after its
+/// loop; the math is whatever the code says and the oracle is FD, which
+/// fails if the loop were fused.
+///
+/// `h[t]` is read before it is written: a recurrence over `i`.
+#[differentiable(wrt(w))]
+fn carried_read_first(w: &[f64], x: &[f64]) -> f64 {
+    let d = 3;
+    let mut total = 0.0;
+    let mut h = vec![0.0; d];
+    for i in 0..x.len() {
+        for t in 0..d {
+            h[t] = (w[0] * h[t] + x[i]).tanh();
+        }
+        total += h[2];
+    }
+    total
+}
+
+/// A loop over `0..m` writes `v[0..m]`, not all of `v` (`m` is not the length
+/// `v` was declared with): `v[m]` keeps the previous iteration's value.
+#[differentiable(wrt(w))]
+fn carried_short_range(w: &[f64], x: &[f64]) -> f64 {
+    let d = 3;
+    let m = d - 1;
+    let mut total = 0.0;
+    let mut v = vec![0.0; d];
+    for i in 0..x.len() {
+        for t in 0..m {
+            v[t] = w[0] * x[i];
+        }
+        total += v[0] * v[m];
+        v[m] = v[1] + w[1];
+    }
+    total
+}
+
+/// `c[0]` is written only when `x[i] > 0`, and read always.
+#[differentiable(wrt(w))]
+fn carried_conditional(w: &[f64], x: &[f64]) -> f64 {
+    let mut total = 0.0;
+    let mut c = [0.0; 1];
+    for i in 0..x.len() {
+        if x[i] > 0.0 {
+            c[0] = w[0] * x[i];
+        }
+        total += c[0] * c[0];
+    }
+    total
+}
+
+/// `e[0]` is written, `e[1]` read: it was written at the end of the previous
+/// iteration.
+#[differentiable(wrt(w))]
+fn carried_other_element(w: &[f64], x: &[f64]) -> f64 {
+    let mut total = 0.0;
+    let mut e = [0.0; 2];
+    for i in 0..x.len() {
+        e[0] = w[0] * x[i];
+        total += e[0] * e[1];
+        e[1] = e[0] + w[1];
+    }
+    total
+}
+
+#[test]
+fn fused_loops_with_scratch_buffers() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4, 0.6, 1.1, -0.7];
+    // μ (2 × 2), then w (2)
+    let p = [0.2, -0.3, -0.5, 0.9, 0.7, -0.4];
+    check(
+        "scratch_mixture",
+        |p| scratch_mixture(&p[..4], &p[4..], &x),
+        |p| {
+            let (v, (dmu, dw)) = scratch_mixture_grad(&p[..4], &p[4..], &x);
+            (v, [dmu, dw].concat())
+        },
+        &p,
+    );
+    let w = [0.7, -0.2];
+    check(
+        "carried_read_first",
+        |w| carried_read_first(w, &x),
+        |w| carried_read_first_grad(w, &x),
+        &w,
+    );
+    check(
+        "carried_short_range",
+        |w| carried_short_range(w, &x),
+        |w| carried_short_range_grad(w, &x),
+        &w,
+    );
+    check(
+        "carried_conditional",
+        |w| carried_conditional(w, &x),
+        |w| carried_conditional_grad(w, &x),
+        &w,
+    );
+    check(
+        "carried_other_element",
+        |w| carried_other_element(w, &x),
+        |w| carried_other_element_grad(w, &x),
+        &w,
     );
 }
 

@@ -68,11 +68,42 @@ pub fn gmm(
             sum_q[j] += q[j * d + t];
         }
     }
+    // The terms that do not depend on the points first, then the sum over
+    // points returned right after its loop: the reverse sweep runs point by
+    // point inside the loop (fused), with one point's values on the stacks.
+    // logsumexp(α)
+    let mut amax = alpha[0];
+    for j in 1..k {
+        if alpha[j] > amax {
+            amax = alpha[j];
+        }
+    }
+    let mut asum = 0.0;
+    for j in 0..k {
+        asum += (alpha[j] - amax).exp();
+    }
+    let lse_alpha = amax + asum.ln();
+    let log_2pi = (2.0 * std::f64::consts::PI).ln();
+    let constant = n as f64 * (0.5 * d as f64 * log_2pi + lse_alpha);
+    // Wishart prior, V = I/γ², d + m + 1 degrees of freedom
+    let dof = (d + m + 1) as f64;
+    let c = dof * d as f64 * (gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma(0.5 * dof, d);
+    let mut prior = 0.0;
+    for j in 0..k {
+        let mut frobenius = 0.0;
+        for t in 0..d {
+            frobenius += qdiag[j * d + t] * qdiag[j * d + t];
+        }
+        for t in 0..l_sz {
+            frobenius += l[j * l_sz + t] * l[j * l_sz + t];
+        }
+        prior += c - 0.5 * gamma * gamma * frobenius + m as f64 * sum_q[j];
+    }
+    let mut total = prior - constant;
     // Σ_i logsumexp_j (α_j + Σ_t q_jt - ½ ‖Q_j (x_i - μ_j)‖²)
     let mut xc = vec![0.0; d];
     let mut qxc = vec![0.0; d];
     let mut beta = vec![0.0; k];
-    let mut slse = 0.0;
     for i in 0..n {
         for j in 0..k {
             for t in 0..d {
@@ -102,37 +133,9 @@ pub fn gmm(
         for j in 0..k {
             se += (beta[j] - mx).exp();
         }
-        slse += mx + se.ln();
+        total += mx + se.ln();
     }
-    // logsumexp(α)
-    let mut amax = alpha[0];
-    for j in 1..k {
-        if alpha[j] > amax {
-            amax = alpha[j];
-        }
-    }
-    let mut asum = 0.0;
-    for j in 0..k {
-        asum += (alpha[j] - amax).exp();
-    }
-    let lse_alpha = amax + asum.ln();
-    let log_2pi = (2.0 * std::f64::consts::PI).ln();
-    let likelihood = slse - n as f64 * (0.5 * d as f64 * log_2pi + lse_alpha);
-    // Wishart prior, V = I/γ², d + m + 1 degrees of freedom
-    let dof = (d + m + 1) as f64;
-    let c = dof * d as f64 * (gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma(0.5 * dof, d);
-    let mut prior = 0.0;
-    for j in 0..k {
-        let mut frobenius = 0.0;
-        for t in 0..d {
-            frobenius += qdiag[j * d + t] * qdiag[j * d + t];
-        }
-        for t in 0..l_sz {
-            frobenius += l[j * l_sz + t] * l[j * l_sz + t];
-        }
-        prior += c - 0.5 * gamma * gamma * frobenius + m as f64 * sum_q[j];
-    }
-    likelihood + prior
+    total
 }
 
 /// The gradient in the differentiated parameters (alpha, means, q, l).

@@ -906,9 +906,12 @@ impl<'b> Gen<'b> {
         }
         let lp = *lp;
         let inside = |v: VarId| body.regions[body.vars[v].region].loops.contains(&lp);
+        let scratch = self.scratch(lp, lb, sv);
         let mut ok = true;
         walk(&lb.stmts, &mut |st| {
             match st {
+                // Buffers every iteration overwrites before reading them.
+                Stmt::Assign { place, .. } if scratch.contains(&place.root) => {}
                 // `s += e` / `s -= e`, and no other write outside the loop.
                 Stmt::Assign {
                     place,
@@ -954,6 +957,166 @@ impl<'b> Gen<'b> {
         });
         if ok {
             self.fused = Some(lp);
+        }
+    }
+
+    /// The scratch buffers of the loop `lp` that a fused loop may write
+    /// (`find_fused`): active `let mut` bindings of the top block, other than
+    /// the sum `sv`, that every iteration writes before it reads them, so no
+    /// value flows from one iteration (or from before the loop) into the next
+    /// and each reverse iteration leaves their adjoint zero. What counts as
+    /// written first, in the order the body runs:
+    /// * `v = e` at the top level of the body (then all of `v`);
+    /// * `v[i] = e` with a stable index `i` (then `v[i]`, for the rest of the
+    ///   block it is in);
+    /// * a loop `for t in 0..n`, at the top level and left by no `break` or
+    ///   `continue`, whose body writes `v[t] = e` at its top level, where `v`
+    ///   was declared `vec![x; n]` and keeps its length (then all of `v`).
+    ///
+    /// Reads of other elements, reads under a written prefix that is only
+    /// conditional, and whole-value reads before `v` is all written disqualify
+    /// `v`, and then the loop is not fused.
+    fn scratch(&self, lp: LoopId, lb: &Block, sv: VarId) -> HashSet<VarId> {
+        let body = self.body;
+        let inside = |v: VarId| body.regions[body.vars[v].region].loops.contains(&lp);
+        let mut cands: HashSet<VarId> = HashSet::new();
+        walk(&lb.stmts, &mut |st| {
+            if let Stmt::Assign { place, .. } = st {
+                let v = place.root;
+                if v != sv
+                    && !inside(v)
+                    && body.vars[v].kind != VarKind::Param
+                    && body.vars[v].region == 0
+                    && self.an.active(v)
+                {
+                    cands.insert(v);
+                }
+            }
+        });
+        // Declared lengths: `let mut v = vec![x; n]` with `n` a literal or an
+        // immutable binding, for containers of a fixed shape.
+        let mut lens: HashMap<VarId, String> = HashMap::new();
+        for st in &body.block.stmts {
+            if let Stmt::Let {
+                pat: Pat::Var(v),
+                value: Some(Expr::VecRepeat(_, n)),
+                ..
+            } = st
+            {
+                if let Some(key) = self.stable_key(n) {
+                    if self.sized[*v] {
+                        lens.insert(*v, key);
+                    }
+                }
+            }
+        }
+        let mut sc = Scratch {
+            cands,
+            whole: HashSet::new(),
+            elems: Vec::new(),
+        };
+        self.scratch_block(&lb.stmts, &lens, &mut sc);
+        sc.cands
+    }
+
+    /// The text of an index that names the same element wherever it is read:
+    /// a literal, or a binding never written after its declaration.
+    fn stable_key(&self, a: &Atom) -> Option<String> {
+        match a {
+            Atom::Lit(l) => Some(quote!(#l).to_string()),
+            Atom::Place(p) if p.proj.is_empty() && !self.body.vars[p.root].reassigned => {
+                Some(self.body.vars[p.root].name.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// One block of `scratch`'s walk: the statements at its top level run
+    /// whenever the block does; what they write covers later reads in it.
+    fn scratch_block(&self, stmts: &[Stmt], lens: &HashMap<VarId, String>, sc: &mut Scratch) {
+        for st in stmts {
+            if sc.cands.is_empty() {
+                return;
+            }
+            // Reads first: `v[i] += e` reads `v[i]` before it writes it.
+            let mut bad: Vec<VarId> = Vec::new();
+            stmt_places(st, &mut |p, written| {
+                if !written && sc.cands.contains(&p.root) && !sc.covers(self, p) {
+                    bad.push(p.root);
+                }
+            });
+            for v in bad {
+                sc.cands.remove(&v);
+            }
+            match st {
+                Stmt::Assign {
+                    place,
+                    compound: None,
+                    ..
+                } if sc.cands.contains(&place.root) => match place.proj.as_slice() {
+                    [] => {
+                        sc.whole.insert(place.root);
+                    }
+                    [Proj::Index(i)] => {
+                        if let Some(key) = self.stable_key(i) {
+                            sc.elems.push((place.root, key));
+                        }
+                    }
+                    _ => {}
+                },
+                Stmt::If { then, els, .. } => {
+                    for b in [then, els] {
+                        let saved = (sc.whole.clone(), sc.elems.len());
+                        self.scratch_block(&b.stmts, lens, sc);
+                        sc.whole = saved.0;
+                        sc.elems.truncate(saved.1);
+                    }
+                }
+                Stmt::Loop {
+                    lp, head, body: b, ..
+                } => {
+                    let saved = (sc.whole.clone(), sc.elems.len());
+                    self.scratch_block(&b.stmts, lens, sc);
+                    sc.whole = saved.0;
+                    sc.elems.truncate(saved.1);
+                    // `for t in 0..n { .. v[t] = e; .. }` writes all of `v`.
+                    let LoopHead::For { pat, iter, .. } = head else {
+                        continue;
+                    };
+                    let left = self
+                        .body
+                        .exits
+                        .iter()
+                        .any(|e| leaves_early(e, *lp) || e.target == Some(*lp));
+                    let Some(end) = range_from_zero(iter) else {
+                        continue;
+                    };
+                    if left {
+                        continue;
+                    }
+                    let t = pat.to_string();
+                    for s in &b.stmts {
+                        if let Stmt::Assign {
+                            place,
+                            compound: None,
+                            ..
+                        } = s
+                        {
+                            if let [Proj::Index(Atom::Place(i))] = place.proj.as_slice() {
+                                let v = place.root;
+                                if i.proj.is_empty()
+                                    && self.body.vars[i.root].name == t
+                                    && sc.cands.contains(&v)
+                                    && lens.get(&v) == Some(&end)
+                                {
+                                    sc.whole.insert(v);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -2372,6 +2535,49 @@ fn unparen(e: &syn::Expr) -> &syn::Expr {
         syn::Expr::Paren(p) => unparen(&p.expr),
         syn::Expr::Group(g) => unparen(&g.expr),
         e => e,
+    }
+}
+
+/// What `Gen::scratch` knows at a point of a loop body: the candidates not
+/// yet disqualified, those written as a whole, and the elements written
+/// (`v[i]`, by the index's text) in the enclosing blocks.
+struct Scratch {
+    cands: HashSet<VarId>,
+    whole: HashSet<VarId>,
+    elems: Vec<(VarId, String)>,
+}
+
+impl Scratch {
+    fn covers(&self, g: &Gen<'_>, p: &Place) -> bool {
+        if self.whole.contains(&p.root) {
+            return true;
+        }
+        match p.proj.as_slice() {
+            [Proj::Index(i)] => g
+                .stable_key(i)
+                .is_some_and(|k| self.elems.iter().any(|(v, e)| *v == p.root && *e == k)),
+            _ => false,
+        }
+    }
+}
+
+/// `n` (as text) for a loop range `0..n`, `n` a literal or a single name.
+fn range_from_zero(iter: &syn::Expr) -> Option<String> {
+    let syn::Expr::Range(r) = iter else {
+        return None;
+    };
+    if !matches!(r.limits, syn::RangeLimits::HalfOpen(_)) {
+        return None;
+    }
+    match r.start.as_deref() {
+        None => {}
+        Some(syn::Expr::Lit(l)) if quote!(#l).to_string() == "0" => {}
+        _ => return None,
+    }
+    match r.end.as_deref()? {
+        syn::Expr::Lit(l) => Some(quote!(#l).to_string()),
+        syn::Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(|i| i.to_string()),
+        _ => None,
     }
 }
 

@@ -93,3 +93,8 @@ fn fused_loss() {
 fn recursion() {
     check("recursion");
 }
+
+#[test]
+fn fused_scratch() {
+    check("fused_scratch");
+}

@@ -140,11 +140,33 @@ pub fn objective(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64], w: 
             sum_q[j] += q[j * d + t];
         }
     }
+    // The terms that do not depend on the points first, then the sum over
+    // points, returned right after its loop: its reverse sweep then runs
+    // point by point inside the loop (a fused loop), with one point's values
+    // on the stacks instead of all n.
+    let log_2pi = (2.0 * std::f64::consts::PI).ln();
+    let constant = n as f64 * (0.5 * d as f64 * log_2pi + logsumexp(alpha));
+
+    // Wishart prior with V = I/γ², n' = d + m + 1 degrees of freedom
+    let dof = (d + w.m + 1) as f64;
+    let c = dof * d as f64 * (w.gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma(0.5 * dof, d);
+    let mut prior = 0.0;
+    for j in 0..k {
+        let mut frobenius = 0.0;
+        for t in 0..d {
+            frobenius += qdiag[j * d + t] * qdiag[j * d + t];
+        }
+        for t in 0..l_sz {
+            frobenius += l[j * l_sz + t] * l[j * l_sz + t];
+        }
+        prior += c - 0.5 * w.gamma * w.gamma * frobenius + w.m as f64 * sum_q[j];
+    }
+    let mut total = prior - constant;
+
     // Σ_i logsumexp_j β_ij, β_ij = α_j + Σ_t q_jt - ½ ‖Q_j (x_i - μ_j)‖²
     let mut xc = vec![0.0; d];
     let mut qxc = vec![0.0; d];
     let mut beta = vec![0.0; k];
-    let mut slse = 0.0;
     for i in 0..n {
         for j in 0..k {
             for t in 0..d {
@@ -173,26 +195,9 @@ pub fn objective(alpha: &[f64], mu: &[f64], q: &[f64], l: &[f64], x: &[f64], w: 
         for j in 0..k {
             se += (beta[j] - mx).exp();
         }
-        slse += mx + se.ln();
+        total += mx + se.ln();
     }
-    let log_2pi = (2.0 * std::f64::consts::PI).ln();
-    let likelihood = slse - n as f64 * (0.5 * d as f64 * log_2pi + logsumexp(alpha));
-
-    // Wishart prior with V = I/γ², n' = d + m + 1 degrees of freedom
-    let dof = (d + w.m + 1) as f64;
-    let c = dof * d as f64 * (w.gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma(0.5 * dof, d);
-    let mut prior = 0.0;
-    for j in 0..k {
-        let mut frobenius = 0.0;
-        for t in 0..d {
-            frobenius += qdiag[j * d + t] * qdiag[j * d + t];
-        }
-        for t in 0..l_sz {
-            frobenius += l[j * l_sz + t] * l[j * l_sz + t];
-        }
-        prior += c - 0.5 * w.gamma * w.gamma * frobenius + w.m as f64 * sum_q[j];
-    }
-    likelihood + prior
+    total
 }
 
 /// The Wishart prior's parameters: `V = I/γ²`, `d + m + 1` degrees of freedom.
