@@ -29,7 +29,7 @@
 mod common;
 
 use common::*;
-use tapeless::differentiable;
+use tapeless::{differentiable, Activation};
 
 #[track_caller]
 fn check(name: &str, f: impl Fn(&[f64]) -> f64, g: impl Fn(&[f64]) -> (f64, Vec<f64>), x: &[f64]) {
@@ -435,6 +435,35 @@ fn carried_other_element(w: &[f64], x: &[f64]) -> f64 {
     total
 }
 
+/// f = Σ_i [g h + (h > 0 ? g² h : g²) + Σ_{k<3} g h (k + w₂)] with
+/// g = σ(w₀ x_i), h = tanh(w₁ x_i + g), stopping after the first
+/// x_i > 1.5: whatever the code says; the oracle is FD. `g` and `h` are
+/// immutable bindings of the loop body read by several statements, in a
+/// branch and in an inner loop: each is saved once per iteration and popped
+/// at the start of the reverse iteration; the `break` comes after them (so
+/// the partial last iteration pushed them too).
+#[differentiable(wrt(w))]
+fn saved_once(w: &[f64], x: &[f64]) -> f64 {
+    let mut total = 0.0;
+    for i in 0..x.len() {
+        let g = (w[0] * x[i]).sigmoid();
+        let h = (w[1] * x[i] + g).tanh();
+        total += g * h;
+        if h > 0.0 {
+            total += g * g * h;
+        } else {
+            total += g * g;
+        }
+        if x[i] > 1.5 {
+            break;
+        }
+        for k in 0..3 {
+            total += g * h * (k as f64 + w[2]);
+        }
+    }
+    total
+}
+
 #[test]
 fn fused_loops_with_scratch_buffers() {
     let x = [0.3, -1.2, 0.8, 2.0, -0.4, 0.6, 1.1, -0.7];
@@ -448,6 +477,13 @@ fn fused_loops_with_scratch_buffers() {
             (v, [dmu, dw].concat())
         },
         &p,
+    );
+    let w3 = [0.7, -0.2, 0.4];
+    check(
+        "saved_once",
+        |w| saved_once(w, &x),
+        |w| saved_once_grad(w, &x),
+        &w3,
     );
     let w = [0.7, -0.2];
     check(

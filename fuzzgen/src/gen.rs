@@ -2322,10 +2322,30 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
     if out == OutKind::Scalar && g.rng.chance(0.3) {
         // A sum returned right after its loop (the reverse sweep runs inside
         // the loop, "fused"): the tail's terms summed over a few weights.
-        g.line("let mut tacc = 0.0;");
-        g.line("for tk in 0..3 {");
-        g.line(format!("    tacc += ({tail}) * (1.0 + 0.1 * tk as f64);"));
-        g.line("}");
+        // Sometimes through a buffer declared before the loop: written in
+        // full before it is read (a scratch buffer, still fused), or read
+        // before it is written (it carries values: not fused).
+        match g.rng.range(0, 2) {
+            0 => {
+                g.line("let mut tacc = 0.0;");
+                g.line("for tk in 0..3 {");
+                g.line(format!("    tacc += ({tail}) * (1.0 + 0.1 * tk as f64);"));
+                g.line("}");
+            }
+            kind => {
+                let carried = if kind == 2 { "0.5 * tsb[tst] + " } else { "" };
+                g.line("let mut tsb = vec![0.0; 3];");
+                g.line("let mut tacc = 0.0;");
+                g.line("for tk in 0..3 {");
+                g.line("    for tst in 0..3 {");
+                g.line(format!(
+                    "        tsb[tst] = {carried}({tail}) * (0.5 + 0.1 * (tst + tk) as f64);"
+                ));
+                g.line("    }");
+                g.line("    tacc += tsb[0] + 0.5 * tsb[1] * tsb[2].sin();");
+                g.line("}");
+            }
+        }
         g.line("tacc");
         g.ret_bound *= 3.3;
     } else {

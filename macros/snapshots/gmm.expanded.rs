@@ -607,6 +607,7 @@ fn gmm_adjoint(
     let __lo11 = 0;
     for __r in 0..__n11 {
         let j_5 = __rt::range_nth(&__ty11, __lo11, __n11 - 1 - __r);
+        let __s32 = __rt::pop(&mut __s32);
         let mut __dt27 = __rt::zero();
         let mut __dt28 = __rt::zero();
         let __s33 = __rt::pop(&mut __s33);
@@ -614,7 +615,6 @@ fn gmm_adjoint(
         let __g4 = __rt::take(&mut __d_asum);
         __rt::acc(&mut __d_asum, __rt::rules::AddOp::d_lhs(&__s33, &__s34, &__g4));
         __rt::acc(&mut __dt28, __rt::rules::AddOp::d_rhs(&__s33, &__s34, &__g4));
-        let __s32 = __rt::pop(&mut __s32);
         __rt::acc(&mut __dt27, __rt::rules::Exp::d_x(__rt::prim(&__s32), &__dt28));
         let __s30 = __rt::pop(&mut __s30);
         let __s31 = __rt::pop(&mut __s31);
@@ -656,6 +656,7 @@ fn gmm_adjoint(
         let __lo9 = 0;
         for __r in 0..__n9 {
             let j_3 = __rt::range_nth(&__ty9, __lo9, __n9 - 1 - __r);
+            let __s21 = __rt::pop(&mut __s21);
             let mut __dt22 = __rt::zero();
             let mut __dt23 = __rt::zero();
             let __s22 = __rt::pop(&mut __s22);
@@ -663,7 +664,6 @@ fn gmm_adjoint(
             let __g7 = __rt::take(&mut __d_se);
             __rt::acc(&mut __d_se, __rt::rules::AddOp::d_lhs(&__s22, &__s23, &__g7));
             __rt::acc(&mut __dt23, __rt::rules::AddOp::d_rhs(&__s22, &__s23, &__g7));
-            let __s21 = __rt::pop(&mut __s21);
             __rt::acc(&mut __dt22, __rt::rules::Exp::d_x(__rt::prim(&__s21), &__dt23));
             let __s19 = __rt::pop(&mut __s19);
             let __s20 = __rt::pop(&mut __s20);

@@ -124,6 +124,16 @@ pub struct Gen<'b> {
     /// it, its head (`for i in ..`) and forward body.
     fused: Option<LoopId>,
     fused_fwd: Option<(TokenStream, TokenStream)>,
+    /// Statements at the top level of a loop body, before anything that may
+    /// leave it (they run in every iteration the reverse sweep revisits):
+    /// the body's region.
+    head_top: HashMap<StmtId, RegionId>,
+    /// Immutable bindings of a loop body saved once per iteration
+    /// (`saved_once`): their stack, popped at the start of each reverse
+    /// iteration, which every reverse statement of the iteration reads.
+    saved_once: HashMap<VarId, Ident>,
+    /// The pops at the start of a reverse iteration of a loop body, by region.
+    region_restores: HashMap<RegionId, Vec<TokenStream>>,
     /// Every `Stack` declared at the top: their buffers go back to the pool
     /// after the reverse sweep.
     pub stacks: Vec<Ident>,
@@ -282,6 +292,9 @@ impl<'b> Gen<'b> {
             n_promoted: 0,
             fused: None,
             fused_fwd: None,
+            head_top: HashMap::new(),
+            saved_once: HashMap::new(),
+            region_restores: HashMap::new(),
             stacks: Vec::new(),
             self_acc: None,
             names: HashMap::new(),
@@ -300,6 +313,18 @@ impl<'b> Gen<'b> {
                 g.loop_body.insert(*lp, b);
             }
         });
+        let mut head_top = HashMap::new();
+        for b in g.loop_body.values() {
+            for st in &b.stmts {
+                if let Some(id) = stmt_id(st) {
+                    head_top.insert(id, b.region);
+                }
+                if !g.exits_of(st, b.region).is_empty() {
+                    break;
+                }
+            }
+        }
+        g.head_top = head_top;
         let mut by_name: HashMap<String, Vec<VarId>> = HashMap::new();
         for (i, v) in body.vars.iter().enumerate() {
             by_name.entry(v.name.to_string()).or_default().push(i);
@@ -1339,6 +1364,8 @@ impl<'b> Gen<'b> {
                     _ => emit_atom(&self.body.vars, a),
                 },
             }
+        } else if let Some(out) = self.saved_once(id, region, a, kind, post, &bare) {
+            out
         } else {
             let slot = format_ident!("__s{}", self.n_slots);
             self.n_slots += 1;
@@ -1436,6 +1463,69 @@ impl<'b> Gen<'b> {
             .reads
             .insert(key, out.clone());
         out
+    }
+
+    /// A value read by reverse code that is an immutable binding `v` of a
+    /// loop body (`let forget = ..sigmoid()` read by three operations): it
+    /// is saved once per iteration, by the first statement that reads it if
+    /// that statement is at the top of `v`'s own body before anything that
+    /// may leave it (so the push runs in every iteration), and popped at the
+    /// start of the reverse iteration (`region_restores`), where every later
+    /// read of `v` in the iteration, nested loops included, finds it. Before,
+    /// each reading statement pushed and popped its own copy. `None`: the
+    /// read is saved the usual way.
+    fn saved_once(
+        &mut self,
+        id: StmtId,
+        region: RegionId,
+        a: &Atom,
+        kind: ReadKind,
+        post: bool,
+        bare: &TokenStream,
+    ) -> Option<TokenStream> {
+        let pv = private();
+        let Atom::Place(p) = a else {
+            return None;
+        };
+        if kind != ReadKind::Value || !p.proj.is_empty() || !p.wrap.is_empty() {
+            return None;
+        }
+        let v = p.root;
+        let var = &self.body.vars[v];
+        if var.reassigned || var.kind == VarKind::Param {
+            return None;
+        }
+        if let Some(slot) = self.saved_once.get(&v) {
+            return Some(quote!(#pv::prim(&#slot)));
+        }
+        let in_fused = self
+            .fused
+            .and_then(|lp| self.loop_body.get(&lp))
+            .is_some_and(|b| b.region == var.region);
+        if region != var.region || self.head_top.get(&id) != Some(&region) || in_fused {
+            return None;
+        }
+        let slot = format_ident!("__s{}", self.n_slots);
+        self.n_slots += 1;
+        self.top.push(quote!(let mut #slot = #pv::Stack::new();));
+        self.stacks.push(slot.clone());
+        self.region_stacks
+            .entry(region)
+            .or_default()
+            .push(slot.clone());
+        let save = quote!(#slot.push(#pv::save_owned(#pv::prim(&#bare))););
+        let plan = self.plans.entry(id).or_default();
+        if post {
+            plan.post.push(save);
+        } else {
+            plan.pre.push(save);
+        }
+        self.region_restores
+            .entry(region)
+            .or_default()
+            .push(quote!(let #slot = #pv::pop(&mut #slot);));
+        self.saved_once.insert(v, slot.clone());
+        Some(quote!(#pv::prim(&#slot)))
     }
 
     /// The adjoint of a place, as `&mut` tangent; reads its indices.
@@ -2328,6 +2418,13 @@ impl<'b> Gen<'b> {
                     // (A fused iteration still has the forward values.)
                     start.extend(self.replay_prelude(&body.stmts, body.region));
                 }
+                start.extend(
+                    self.region_restores
+                        .get(&body.region)
+                        .cloned()
+                        .into_iter()
+                        .flatten(),
+                );
                 for (slot, hold) in self.hoisted.get(lp).into_iter().flatten() {
                     pre.extend(quote!(
                         let #hold = if #n > 0 {
@@ -2779,6 +2876,17 @@ fn partial_method(e: &Expr, k: usize) -> Ident {
         unreachable!()
     };
     Ident::new(partials[k].as_ref().unwrap().method, Span::call_site())
+}
+
+/// The id of a statement that has one.
+fn stmt_id(s: &Stmt) -> Option<StmtId> {
+    match s {
+        Stmt::Let { id, .. }
+        | Stmt::Assign { id, .. }
+        | Stmt::If { id, .. }
+        | Stmt::Loop { id, .. } => Some(*id),
+        _ => None,
+    }
 }
 
 /// Whether the body calls the function itself by its bare name (`f(..)`).

@@ -98,3 +98,8 @@ fn recursion() {
 fn fused_scratch() {
     check("fused_scratch");
 }
+
+#[test]
+fn saved_once() {
+    check("saved_once");
+}
