@@ -71,15 +71,15 @@ pub fn objective(
             let hidden = 2 * b * layer; // cells at hidden + b
             for i in 0..b {
                 // `sigmoid` is `tapeless::Activation`'s: one operation whose
-                // rule reads its output
-                let forget = (input[i] * main_params[w + i] + main_params[w + 4 * b + i]).sigmoid();
-                let ingate =
-                    (s[hidden + i] * main_params[w + b + i] + main_params[w + 5 * b + i]).sigmoid();
+                // rule reads its output. Each binding is saved once per cell
+                // for the reverse sweep, however many operations read it.
+                let x = input[i];
+                let h = s[hidden + i];
+                let forget = (x * main_params[w + i] + main_params[w + 4 * b + i]).sigmoid();
+                let ingate = (h * main_params[w + b + i] + main_params[w + 5 * b + i]).sigmoid();
                 let outgate =
-                    (input[i] * main_params[w + 2 * b + i] + main_params[w + 6 * b + i]).sigmoid();
-                let change = (s[hidden + i] * main_params[w + 3 * b + i]
-                    + main_params[w + 7 * b + i])
-                    .tanh();
+                    (x * main_params[w + 2 * b + i] + main_params[w + 6 * b + i]).sigmoid();
+                let change = (h * main_params[w + 3 * b + i] + main_params[w + 7 * b + i]).tanh();
                 s[hidden + b + i] = s[hidden + b + i] * forget + ingate * change;
                 s[hidden + i] = outgate * s[hidden + b + i].tanh();
             }
