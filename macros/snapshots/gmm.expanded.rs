@@ -149,9 +149,9 @@ fn gmm_adjoint(
     let __ty9 = __rt::ItemType::new();
     let mut __s19 = __rt::Stack::new();
     let mut __s20 = __rt::Stack::new();
-    let mut __s21 = __rt::Stack::new();
     let mut __s22 = __rt::Stack::new();
     let mut __s23 = __rt::Stack::new();
+    let mut __o12 = __rt::Stack::new();
     let mut __s24 = __rt::Stack::new();
     let mut __s25 = __rt::Stack::new();
     let mut __s26 = __rt::Stack::new();
@@ -162,9 +162,9 @@ fn gmm_adjoint(
     let __ty11 = __rt::ItemType::new();
     let mut __s30 = __rt::Stack::new();
     let mut __s31 = __rt::Stack::new();
-    let mut __s32 = __rt::Stack::new();
     let mut __s33 = __rt::Stack::new();
     let mut __s34 = __rt::Stack::new();
+    let mut __o16 = __rt::Stack::new();
     let __ty12 = __rt::ItemType::new();
     let __ty13 = __rt::ItemType::new();
     let mut __s43 = __rt::Stack::new();
@@ -317,19 +317,20 @@ fn gmm_adjoint(
         let __hint = ::core::iter::Iterator::size_hint(&__it9).0;
         __s19.reserve(__hint);
         __s20.reserve(__hint);
-        __s21.reserve(__hint);
         __s22.reserve(__hint);
         __s23.reserve(__hint);
+        __o12.reserve(__hint);
         for j_3 in __it9 {
             __ty9.tie(&j_3);
             __s19.push(__rt::shape_of(__rt::prim(&beta[j_3])));
             __s20.push(__rt::shape_of(__rt::prim(&mx)));
             let __t22 = beta[j_3] - mx;
             let __t23 = __t22.exp();
-            __s21.push(__rt::save_owned(__rt::prim(&__t23)));
+            let __k21 = __rt::save_owned(__rt::prim(&__t23));
             __s22.push(__rt::shape_of(__rt::prim(&se)));
             __s23.push(__rt::shape_of(__rt::prim(&__t23)));
             se += __t23;
+            __o12.push((__k21,));
         }
         __s24.push(__rt::save_owned(__rt::prim(&se)));
         let __t24 = se.ln();
@@ -357,19 +358,20 @@ fn gmm_adjoint(
     let __hint = ::core::iter::Iterator::size_hint(&__it11).0;
     __s30.reserve(__hint);
     __s31.reserve(__hint);
-    __s32.reserve(__hint);
     __s33.reserve(__hint);
     __s34.reserve(__hint);
+    __o16.reserve(__hint);
     for j_5 in __it11 {
         __ty11.tie(&j_5);
         __s30.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
         __s31.push(__rt::shape_of(__rt::prim(&amax)));
         let __t27 = alpha[j_5] - amax;
         let __t28 = __t27.exp();
-        __s32.push(__rt::save_owned(__rt::prim(&__t28)));
+        let __k32 = __rt::save_owned(__rt::prim(&__t28));
         __s33.push(__rt::shape_of(__rt::prim(&asum)));
         __s34.push(__rt::shape_of(__rt::prim(&__t28)));
         asum += __t28;
+        __o16.push((__k32,));
     }
     let __t29 = asum.ln();
     let __s35 = __rt::shape_of(__rt::prim(&amax));
@@ -607,7 +609,7 @@ fn gmm_adjoint(
     let __lo11 = 0;
     for __r in 0..__n11 {
         let j_5 = __rt::range_nth(&__ty11, __lo11, __n11 - 1 - __r);
-        let __s32 = __rt::pop(&mut __s32);
+        let (__s32,) = __rt::pop(&mut __o16);
         let mut __dt27 = __rt::zero();
         let mut __dt28 = __rt::zero();
         let __s33 = __rt::pop(&mut __s33);
@@ -656,7 +658,7 @@ fn gmm_adjoint(
         let __lo9 = 0;
         for __r in 0..__n9 {
             let j_3 = __rt::range_nth(&__ty9, __lo9, __n9 - 1 - __r);
-            let __s21 = __rt::pop(&mut __s21);
+            let (__s21,) = __rt::pop(&mut __o12);
             let mut __dt22 = __rt::zero();
             let mut __dt23 = __rt::zero();
             let __s22 = __rt::pop(&mut __s22);
@@ -883,9 +885,9 @@ fn gmm_adjoint(
     __rt::recycle(&mut __s18);
     __rt::recycle(&mut __s19);
     __rt::recycle(&mut __s20);
-    __rt::recycle(&mut __s21);
     __rt::recycle(&mut __s22);
     __rt::recycle(&mut __s23);
+    __rt::recycle(&mut __o12);
     __rt::recycle(&mut __s24);
     __rt::recycle(&mut __s25);
     __rt::recycle(&mut __s26);
@@ -894,9 +896,9 @@ fn gmm_adjoint(
     __rt::recycle(&mut __s29);
     __rt::recycle(&mut __s30);
     __rt::recycle(&mut __s31);
-    __rt::recycle(&mut __s32);
     __rt::recycle(&mut __s33);
     __rt::recycle(&mut __s34);
+    __rt::recycle(&mut __o16);
     __rt::recycle(&mut __s43);
     __rt::recycle(&mut __s44);
     __rt::recycle(&mut __s45);

@@ -134,6 +134,12 @@ pub struct Gen<'b> {
     saved_once: HashMap<VarId, Ident>,
     /// The pops at the start of a reverse iteration of a loop body, by region.
     region_restores: HashMap<RegionId, Vec<TokenStream>>,
+    /// Per loop body, the values saved once per iteration (`saved_once`):
+    /// the slot each is popped into and the local holding its copy, all
+    /// pushed in one tuple where the body's head ends (`once_push`).
+    once: HashMap<RegionId, Vec<(Ident, TokenStream)>>,
+    /// Loop bodies whose tuple push is written: no more values join it.
+    once_closed: HashSet<RegionId>,
     /// Every `Stack` declared at the top: their buffers go back to the pool
     /// after the reverse sweep.
     pub stacks: Vec<Ident>,
@@ -295,6 +301,8 @@ impl<'b> Gen<'b> {
             head_top: HashMap::new(),
             saved_once: HashMap::new(),
             region_restores: HashMap::new(),
+            once: HashMap::new(),
+            once_closed: HashSet::new(),
             stacks: Vec::new(),
             self_acc: None,
             names: HashMap::new(),
@@ -316,11 +324,11 @@ impl<'b> Gen<'b> {
         let mut head_top = HashMap::new();
         for b in g.loop_body.values() {
             for st in &b.stmts {
-                if let Some(id) = stmt_id(st) {
-                    head_top.insert(id, b.region);
-                }
                 if !g.exits_of(st, b.region).is_empty() {
                     break;
+                }
+                if let Some(id) = stmt_id(st) {
+                    head_top.insert(id, b.region);
                 }
             }
         }
@@ -1502,30 +1510,60 @@ impl<'b> Gen<'b> {
             .fused
             .and_then(|lp| self.loop_body.get(&lp))
             .is_some_and(|b| b.region == var.region);
-        if region != var.region || self.head_top.get(&id) != Some(&region) || in_fused {
+        if region != var.region
+            || self.head_top.get(&id) != Some(&region)
+            || in_fused
+            || self.once_closed.contains(&region)
+        {
             return None;
         }
         let slot = format_ident!("__s{}", self.n_slots);
+        let keep = format_ident!("__k{}", self.n_slots);
         self.n_slots += 1;
-        self.top.push(quote!(let mut #slot = #pv::Stack::new();));
-        self.stacks.push(slot.clone());
-        self.region_stacks
-            .entry(region)
-            .or_default()
-            .push(slot.clone());
-        let save = quote!(#slot.push(#pv::save_owned(#pv::prim(&#bare))););
+        // Copied where it is first read (a later statement may move `v`),
+        // pushed with the others where the head ends.
+        let save = quote!(let #keep = #pv::save_owned(#pv::prim(&#bare)););
         let plan = self.plans.entry(id).or_default();
         if post {
             plan.post.push(save);
         } else {
             plan.pre.push(save);
         }
+        self.once
+            .entry(region)
+            .or_default()
+            .push((slot.clone(), quote!(#keep)));
+        self.saved_once.insert(v, slot.clone());
+        Some(quote!(#pv::prim(&#slot)))
+    }
+
+    /// The push of the values a loop body saves once per iteration, one
+    /// tuple on one stack (`__oN`), written where the body's head ends
+    /// (before its first statement that may leave it, or at its end), where
+    /// every immutable binding of the head is defined; and its pop at the
+    /// start of the reverse iteration, into each value's slot.
+    fn once_push(&mut self, region: RegionId) -> TokenStream {
+        if !self.once_closed.insert(region) {
+            return TokenStream::new();
+        }
+        let Some(vals) = self.once.get(&region).cloned() else {
+            return TokenStream::new();
+        };
+        let pv = private();
+        let stack = format_ident!("__o{}", region);
+        self.top.push(quote!(let mut #stack = #pv::Stack::new();));
+        self.stacks.push(stack.clone());
+        self.region_stacks
+            .entry(region)
+            .or_default()
+            .push(stack.clone());
+        let slots = vals.iter().map(|(s, _)| s);
+        let values = vals.iter().map(|(_, v)| v);
         self.region_restores
             .entry(region)
             .or_default()
-            .push(quote!(let #slot = #pv::pop(&mut #slot);));
-        self.saved_once.insert(v, slot.clone());
-        Some(quote!(#pv::prim(&#slot)))
+            .push(quote!(let (#(#slots,)*) = #pv::pop(&mut #stack);));
+        quote!(#stack.push((#(#values,)*));)
     }
 
     /// The adjoint of a place, as `&mut` tangent; reads its indices.
@@ -1749,11 +1787,28 @@ impl<'b> Gen<'b> {
 
     pub fn forward_block(&mut self, b: &Block) -> TokenStream {
         let mut out = TokenStream::new();
+        // A loop body's head: the statements before the first that may leave it.
+        let head_end = self
+            .loop_body
+            .values()
+            .any(|lb| lb.region == b.region)
+            .then(|| {
+                b.stmts
+                    .iter()
+                    .position(|s| !self.exits_of(s, b.region).is_empty())
+                    .unwrap_or(b.stmts.len())
+            });
         for (k, s) in b.stmts.iter().enumerate() {
             if b.region == 0 {
                 self.cur_top = k;
             }
+            if head_end == Some(k) {
+                out.extend(self.once_push(b.region));
+            }
             out.extend(self.forward_stmt(s, b.region));
+        }
+        if head_end == Some(b.stmts.len()) {
+            out.extend(self.once_push(b.region));
         }
         if b.region == 0 {
             // Reads planned after the forward sweep (the reverse of the tail).
