@@ -2338,11 +2338,13 @@ pub fn program(seed: u64, index: usize, hunt: bool) -> Program {
                 g.line("let mut tacc = 0.0;");
                 g.line("for tk in 0..3 {");
                 g.line("    for tst in 0..3 {");
+                // Linear in the tail, about as large as the plain sum: the
+                // checker's roundoff estimate assumes no larger amplification.
                 g.line(format!(
-                    "        tsb[tst] = {carried}({tail}) * (0.5 + 0.1 * (tst + tk) as f64);"
+                    "        tsb[tst] = {carried}({tail}) * (0.2 + 0.05 * (tst + tk) as f64);"
                 ));
                 g.line("    }");
-                g.line("    tacc += tsb[0] + 0.5 * tsb[1] * tsb[2].sin();");
+                g.line("    tacc += tsb[0] + tsb[1] - 0.5 * tsb[2];");
                 g.line("}");
             }
         }

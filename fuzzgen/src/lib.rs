@@ -9,7 +9,9 @@
 //! parameters, `#[no_grad]` and `wrt(..)`, calls between generated functions,
 //! recursion; scalar, array, tuple and `Vec` outputs; in about 30% of the
 //! scalar programs the tail is summed in a final loop and returned right
-//! after it, the shape the reverse sweep fuses into the loop). The build script writes a
+//! after it, the shape the reverse sweep fuses into the loop, sometimes
+//! through a buffer declared before the loop that each iteration writes in
+//! full first (still fused) or reads before writing (not fused)). The build script writes a
 //! batch of them into `OUT_DIR`; `tests/programs.rs` compiles them and
 //! [`check::run`] compares every `_grad` and `_adjoint` with central finite
 //! differences, and the gradients of an `f32` twin of one program in four
