@@ -1475,13 +1475,15 @@ impl<'b> Gen<'b> {
 
     /// A value read by reverse code that is an immutable binding `v` of a
     /// loop body (`let forget = ..sigmoid()` read by three operations): it
-    /// is saved once per iteration, by the first statement that reads it if
-    /// that statement is at the top of `v`'s own body before anything that
-    /// may leave it (so the push runs in every iteration), and popped at the
-    /// start of the reverse iteration (`region_restores`), where every later
-    /// read of `v` in the iteration, nested loops included, finds it. Before,
-    /// each reading statement pushed and popped its own copy. `None`: the
-    /// read is saved the usual way.
+    /// is saved once per iteration. The first statement that reads it copies
+    /// it into a local, if that statement is at the top of `v`'s own body
+    /// before anything that may leave it; the copy goes onto the body's
+    /// tuple stack where the head ends (`once_push`, so the push runs in
+    /// every iteration) and is popped at the start of the reverse iteration
+    /// (`region_restores`), where every later read of `v` in the iteration,
+    /// nested loops included, finds it. Otherwise each reading statement
+    /// pushes and pops its own copy. `None`: the read is saved that usual
+    /// way.
     fn saved_once(
         &mut self,
         id: StmtId,
