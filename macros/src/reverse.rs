@@ -323,10 +323,8 @@ impl<'b> Gen<'b> {
         });
         let mut head_top = HashMap::new();
         for b in g.loop_body.values() {
-            for st in &b.stmts {
-                if !g.exits_of(st, b.region).is_empty() {
-                    break;
-                }
+            let end = g.first_exit(&b.stmts, b.region).unwrap_or(b.stmts.len());
+            for st in &b.stmts[..end] {
                 if let Some(id) = stmt_id(st) {
                     head_top.insert(id, b.region);
                 }
@@ -929,11 +927,9 @@ impl<'b> Gen<'b> {
             || !self.an.active(sv)
             || !self.an.loop_rev[*lp]
             || reads.contains(&sv)
-            || body.exits.iter().any(|e| {
-                // A `continue` of the loop would skip the reverse iteration
-                // too; exits of inner loops stay inside it.
-                leaves_early(e, *lp) || e.target == Some(*lp)
-            })
+            // (A `continue` of the loop would skip the reverse iteration too;
+            // exits of inner loops stay inside it.)
+            || self.cut_short(*lp)
         {
             return;
         }
@@ -991,6 +987,22 @@ impl<'b> Gen<'b> {
         if ok {
             self.fused = Some(lp);
         }
+    }
+
+    /// Whether `region` is the body of the fused loop.
+    fn is_fused_body(&self, region: RegionId) -> bool {
+        self.fused
+            .and_then(|lp| self.loop_body.get(&lp))
+            .is_some_and(|b| b.region == region)
+    }
+
+    /// Whether a run of loop `lp` may end before its range is done, or an
+    /// iteration stop early (a `continue` of it).
+    fn cut_short(&self, lp: LoopId) -> bool {
+        self.body
+            .exits
+            .iter()
+            .any(|e| leaves_early(e, lp) || e.target == Some(lp))
     }
 
     /// The scratch buffers of the loop `lp` that a fused loop may write
@@ -1098,33 +1110,21 @@ impl<'b> Gen<'b> {
                     _ => {}
                 },
                 Stmt::If { then, els, .. } => {
-                    for b in [then, els] {
-                        let saved = (sc.whole.clone(), sc.elems.len());
-                        self.scratch_block(&b.stmts, lens, sc);
-                        sc.whole = saved.0;
-                        sc.elems.truncate(saved.1);
-                    }
+                    self.scratch_nested(then, lens, sc);
+                    self.scratch_nested(els, lens, sc);
                 }
                 Stmt::Loop {
                     lp, head, body: b, ..
                 } => {
-                    let saved = (sc.whole.clone(), sc.elems.len());
-                    self.scratch_block(&b.stmts, lens, sc);
-                    sc.whole = saved.0;
-                    sc.elems.truncate(saved.1);
+                    self.scratch_nested(b, lens, sc);
                     // `for t in 0..n { .. v[t] = e; .. }` writes all of `v`.
                     let LoopHead::For { pat, iter, .. } = head else {
                         continue;
                     };
-                    let left = self
-                        .body
-                        .exits
-                        .iter()
-                        .any(|e| leaves_early(e, *lp) || e.target == Some(*lp));
                     let Some(end) = range_from_zero(iter) else {
                         continue;
                     };
-                    if left {
+                    if self.cut_short(*lp) {
                         continue;
                     }
                     let t = pat.to_string();
@@ -1151,6 +1151,15 @@ impl<'b> Gen<'b> {
                 _ => {}
             }
         }
+    }
+
+    /// `scratch_block` on a nested block: what it writes covers reads inside
+    /// it only (it may not run, or not to its end).
+    fn scratch_nested(&self, b: &Block, lens: &HashMap<VarId, String>, sc: &mut Scratch) {
+        let (whole, elems) = (sc.whole.clone(), sc.elems.len());
+        self.scratch_block(&b.stmts, lens, sc);
+        sc.whole = whole;
+        sc.elems.truncate(elems);
     }
 
     /// The adjoint elements that every reverse iteration of loop `lp` only
@@ -1231,9 +1240,8 @@ impl<'b> Gen<'b> {
     /// The recomputed `let`s of the first segment of a block's statements (up
     /// to the first statement that may leave it): the start of its reverse.
     fn replay_prelude(&self, stmts: &[Stmt], region: RegionId) -> TokenStream {
-        let end = stmts
-            .iter()
-            .position(|s| !self.exits_of(s, region).is_empty())
+        let end = self
+            .first_exit(stmts, region)
             .map_or(stmts.len(), |k| k + 1);
         let ids: HashSet<StmtId> = stmts[..end]
             .iter()
@@ -1396,11 +1404,7 @@ impl<'b> Gen<'b> {
             };
             // The top block, or the body of the fused loop, whose reverse
             // iteration runs in the same block: a local is enough.
-            let fused_body = self
-                .fused
-                .and_then(|lp| self.loop_body.get(&lp))
-                .is_some_and(|b| b.region == region);
-            let in_top = (region == 0 || fused_body) && !self.body.has_return;
+            let in_top = (region == 0 || self.is_fused_body(region)) && !self.body.has_return;
             let hoist = if !in_top && !post && kind == ReadKind::Value {
                 self.hoist_loop(region, a)
             } else {
@@ -1508,13 +1512,9 @@ impl<'b> Gen<'b> {
         if let Some(slot) = self.saved_once.get(&v) {
             return Some(quote!(#pv::prim(&#slot)));
         }
-        let in_fused = self
-            .fused
-            .and_then(|lp| self.loop_body.get(&lp))
-            .is_some_and(|b| b.region == var.region);
         if region != var.region
             || self.head_top.get(&id) != Some(&region)
-            || in_fused
+            || self.is_fused_body(region)
             || self.once_closed.contains(&region)
         {
             return None;
@@ -1789,27 +1789,19 @@ impl<'b> Gen<'b> {
 
     pub fn forward_block(&mut self, b: &Block) -> TokenStream {
         let mut out = TokenStream::new();
-        // A loop body's head: the statements before the first that may leave it.
-        let head_end = self
-            .loop_body
-            .values()
-            .any(|lb| lb.region == b.region)
-            .then(|| {
-                b.stmts
-                    .iter()
-                    .position(|s| !self.exits_of(s, b.region).is_empty())
-                    .unwrap_or(b.stmts.len())
-            });
+        // The block's head: the statements before the first that may leave
+        // it. A loop body pushes what it saves once per iteration there.
+        let head_end = self.first_exit(&b.stmts, b.region).unwrap_or(b.stmts.len());
         for (k, s) in b.stmts.iter().enumerate() {
             if b.region == 0 {
                 self.cur_top = k;
             }
-            if head_end == Some(k) {
+            if k == head_end {
                 out.extend(self.once_push(b.region));
             }
             out.extend(self.forward_stmt(s, b.region));
         }
-        if head_end == Some(b.stmts.len()) {
+        if head_end == b.stmts.len() {
             out.extend(self.once_push(b.region));
         }
         if b.region == 0 {
@@ -2219,10 +2211,7 @@ impl<'b> Gen<'b> {
     /// segment declares the adjoints of the variables it defines, so they exist
     /// only where the segment ran.
     fn reverse_seq(&mut self, stmts: &[Stmt], region: RegionId) -> (TokenStream, TokenStream) {
-        let k = stmts
-            .iter()
-            .position(|s| !self.exits_of(s, region).is_empty());
-        let (head, rest) = match k {
+        let (head, rest) = match self.first_exit(stmts, region) {
             None => (stmts, &[][..]),
             Some(k) => stmts.split_at(k + 1),
         };
@@ -2244,6 +2233,13 @@ impl<'b> Gen<'b> {
     }
 
     /// Exit points inside `s` that leave `s` (and so its block).
+    /// The index of the first of `stmts` that may leave their block.
+    fn first_exit(&self, stmts: &[Stmt], region: RegionId) -> Option<usize> {
+        stmts
+            .iter()
+            .position(|s| !self.exits_of(s, region).is_empty())
+    }
+
     fn exits_of(&self, s: &Stmt, region: RegionId) -> Vec<ExitId> {
         let here = &self.body.regions[region].loops;
         let mut v = Vec::new();
