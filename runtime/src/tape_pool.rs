@@ -59,30 +59,61 @@ impl Buf {
     }
 }
 
-/// The buffers one thread keeps: `bufs[..len]`, `bytes` in all.
+/// "No slot": the end of a class's list.
+const NONE: u8 = u8::MAX;
+
+/// The size class of a buffer of `bytes` bytes: `⌊log₂ bytes⌋`. Every
+/// buffer of a higher class is bigger than every buffer of a lower one.
+fn class(bytes: usize) -> usize {
+    (usize::BITS - 1 - bytes.leading_zeros()) as usize
+}
+
+/// The buffers one thread keeps, `len` of them and `bytes` in all, in
+/// `slots`, linked into one list per size class ([`class`]): `head[c]` is the
+/// first slot of class `c`, `next[i]` the slot after slot `i`. `classes` has
+/// bit `c` set when class `c` has a buffer, `free` bit `i` when slot `i` is
+/// empty. Taking a buffer looks at the classes from the requested size up and
+/// stops at the first buffer that fits, instead of scanning every buffer: a
+/// recursive adjoint takes and gives buffers at every call, with tens of them
+/// cached, so this is on its hot path.
 struct Pool {
-    bufs: [Option<Buf>; MAX_BUFFERS],
+    slots: [Option<Buf>; MAX_BUFFERS],
+    next: [u8; MAX_BUFFERS],
+    head: [u8; usize::BITS as usize],
+    classes: u64,
+    free: u64,
     len: usize,
     bytes: usize,
 }
 
+// The slot and class bitmasks are `u64`s.
+const _: () = assert!(MAX_BUFFERS <= 64 && usize::BITS <= 64);
+
 impl Pool {
     const fn new() -> Self {
         Pool {
-            bufs: [None; MAX_BUFFERS],
+            slots: [None; MAX_BUFFERS],
+            next: [NONE; MAX_BUFFERS],
+            head: [NONE; usize::BITS as usize],
+            classes: 0,
+            free: if MAX_BUFFERS == 64 {
+                u64::MAX
+            } else {
+                (1 << MAX_BUFFERS) - 1
+            },
             len: 0,
             bytes: 0,
         }
     }
 
-    /// Removes and returns the smallest buffer of alignment `align` whose size
-    /// is a multiple of `size` and at least `size * n`.
+    /// Removes and returns a buffer of alignment `align` whose size is a
+    /// multiple of `size` and at least `size * n`: the first that fits in the
+    /// lowest class that has one, so one of the smallest that fit (buffers of
+    /// one class are usually of one size: `Vec` grows by doubling).
     fn take(&mut self, align: usize, size: usize, n: usize) -> Option<Buf> {
         let need = size.checked_mul(n)?;
         // `size` divides the byte count: a mask for the usual power-of-two
-        // sizes, and the division (tens of cycles) only for a buffer that
-        // would be the best so far. Recursive adjoints take and give buffers
-        // at every call, so this scan is on their hot path.
+        // sizes, the division only otherwise.
         let divides = |bytes: usize| {
             if size.is_power_of_two() {
                 bytes & (size - 1) == 0
@@ -90,65 +121,112 @@ impl Pool {
                 bytes % size == 0
             }
         };
-        let mut best: Option<(usize, usize)> = None;
-        for (i, b) in self.bufs[..self.len].iter().enumerate() {
-            let Some(b) = b else { continue };
-            if b.bytes >= need
-                && best.is_none_or(|(_, s)| b.bytes < s)
-                && b.align == align
-                && divides(b.bytes)
-            {
-                best = Some((i, b.bytes));
+        let mut classes = self.classes & (u64::MAX << class(need));
+        while classes != 0 {
+            let c = classes.trailing_zeros() as usize;
+            classes &= classes - 1;
+            let (mut prev, mut i) = (NONE, self.head[c]);
+            while i != NONE {
+                let b = self.buf(i);
+                if b.bytes >= need && b.align == align && divides(b.bytes) {
+                    return Some(self.unlink(c, prev, i));
+                }
+                (prev, i) = (i, self.next[usize::from(i)]);
             }
         }
-        let (i, _) = best?;
-        Some(self.remove(i))
+        None
     }
 
-    fn remove(&mut self, i: usize) -> Buf {
-        let Some(b) = self.bufs[i].take() else {
-            unreachable!("tapeless: an empty slot in the tape pool")
+    /// The buffer in slot `i`, which holds one.
+    fn buf(&self, i: u8) -> Buf {
+        let Some(b) = self.slots[usize::from(i)] else {
+            unreachable!("tapeless: an empty slot in a tape pool list")
         };
+        b
+    }
+
+    /// Removes slot `i`, which follows `prev` (or heads the list) in class
+    /// `c`'s list, and returns its buffer.
+    fn unlink(&mut self, c: usize, prev: u8, i: u8) -> Buf {
+        let b = self.buf(i);
+        let after = self.next[usize::from(i)];
+        if prev == NONE {
+            self.head[c] = after;
+            if after == NONE {
+                self.classes &= !(1 << c);
+            }
+        } else {
+            self.next[usize::from(prev)] = after;
+        }
+        self.slots[usize::from(i)] = None;
+        self.free |= 1 << i;
         self.len -= 1;
-        self.bufs[i] = self.bufs[self.len].take();
         self.bytes -= b.bytes;
         b
     }
 
-    /// The index of the smallest buffer.
-    fn smallest(&self) -> Option<usize> {
-        let mut best: Option<(usize, usize)> = None;
-        for (i, b) in self.bufs[..self.len].iter().enumerate() {
-            if let Some(b) = b {
-                if best.is_none_or(|(_, s)| b.bytes < s) {
-                    best = Some((i, b.bytes));
-                }
-            }
+    /// Removes and returns the smallest buffer (evicted to make room).
+    fn take_smallest(&mut self) -> Option<Buf> {
+        if self.classes == 0 {
+            return None;
         }
-        best.map(|(i, _)| i)
+        let c = self.classes.trailing_zeros() as usize;
+        let mut best = (NONE, self.head[c]);
+        let (mut prev, mut i) = best;
+        while i != NONE {
+            if self.buf(i).bytes < self.buf(best.1).bytes {
+                best = (prev, i);
+            }
+            (prev, i) = (i, self.next[usize::from(i)]);
+        }
+        Some(self.unlink(c, best.0, best.1))
     }
 
-    /// Keeps `b`, evicting smaller buffers to make room, or frees it when it
-    /// does not fit.
+    /// The size of the smallest buffer.
+    fn smallest(&self) -> Option<usize> {
+        if self.classes == 0 {
+            return None;
+        }
+        let mut i = self.head[self.classes.trailing_zeros() as usize];
+        let mut least = usize::MAX;
+        while i != NONE {
+            least = least.min(self.buf(i).bytes);
+            i = self.next[usize::from(i)];
+        }
+        Some(least)
+    }
+
+    /// Keeps `b`, evicting smaller buffers (the smallest first) to make room,
+    /// or frees it when it does not fit.
     fn give(&mut self, b: Buf) {
         if b.bytes > MAX_BYTES {
             return b.free();
         }
         while self.len == MAX_BUFFERS || self.bytes + b.bytes > MAX_BYTES {
             match self.smallest() {
-                Some(i) if self.bufs[i].is_some_and(|s| s.bytes < b.bytes) => self.remove(i).free(),
+                Some(least) if least < b.bytes => {
+                    if let Some(evicted) = self.take_smallest() {
+                        evicted.free();
+                    }
+                }
                 // Everything kept is at least as big: keep those.
                 _ => return b.free(),
             }
         }
-        self.bufs[self.len] = Some(b);
+        let i = self.free.trailing_zeros() as u8;
+        let c = class(b.bytes);
+        self.free &= !(1 << i);
+        self.slots[usize::from(i)] = Some(b);
+        self.next[usize::from(i)] = self.head[c];
+        self.head[c] = i;
+        self.classes |= 1 << c;
         self.len += 1;
         self.bytes += b.bytes;
     }
 
     fn clear(&mut self) {
-        while self.len > 0 {
-            self.remove(self.len - 1).free();
+        while let Some(b) = self.take_smallest() {
+            b.free();
         }
     }
 }

@@ -151,6 +151,58 @@ fn the_smallest_buffer_that_fits_is_taken() {
     assert!(bytes >= 8 * (1100 + N), "{bytes}");
 }
 
+/// Buffers are kept in lists by size class (`⌊log₂ bytes⌋`): a take walks
+/// past what does not fit in the lowest class that may hold a fit, then
+/// looks in the higher classes.
+#[test]
+fn a_class_is_walked_past_what_does_not_fit() {
+    tape_pool::release();
+    // Class 6 (64..128 bytes): 96 bytes of f64, then 64 bytes of f64 and
+    // 64 bytes of u8, given back in that order (the last heads the list).
+    let mut a = filled(12, true, |i| i as f64);
+    let mut b = filled(8, true, |i| i as f64);
+    let mut c = filled(64, true, |i| i as u8);
+    emptied(&mut a, 12, |i| i as f64);
+    emptied(&mut b, 8, |i| i as f64);
+    emptied(&mut c, 64, |i| i as u8);
+    assert_eq!(cached(), (3, 96 + 64 + 64));
+    // 10 f64 (80 bytes): past the u8 buffer (alignment) and the 64-byte one
+    // (too small) to the 96-byte one.
+    let mut s = Stack::new();
+    s.reserve(10);
+    assert_eq!(cached(), (2, 64 + 64), "took the 96-byte buffer");
+    // 8 f64 (64 bytes): the 64-byte f64 buffer, not the u8 one before it.
+    let mut t = Stack::new();
+    t.reserve(8);
+    assert_eq!(cached(), (1, 64), "took the 64-byte f64 buffer");
+    // 9 f64 (72 bytes): nothing of alignment 8 is left; `Vec` allocates.
+    let mut u = Stack::new();
+    u.reserve(9);
+    assert_eq!(cached(), (1, 64));
+    for (st, n) in [(&mut s, 10), (&mut t, 8), (&mut u, 9)] {
+        for i in 0..n {
+            st.push(i as f64);
+        }
+        emptied(st, n, |i| i as f64);
+    }
+    assert_eq!(cached(), (4, 64 + 96 + 64 + 72));
+    // A request above every class takes nothing; a small one takes the
+    // first fit in the lowest class (all four are in class 6): the 72-byte
+    // buffer, given back last, heads its list.
+    let mut big = Stack::<f64>::new();
+    big.reserve(100);
+    assert_eq!(cached().0, 4);
+    let mut small = Stack::<f64>::new();
+    small.reserve(1);
+    assert_eq!(cached(), (3, 64 + 96 + 64), "took the 72-byte buffer");
+    for st in [&mut big, &mut small] {
+        st.push(1.0);
+        emptied(st, 1, |_| 1.0);
+    }
+    tape_pool::release();
+    assert_eq!(cached(), (0, 0));
+}
+
 thread_local! {
     static DROPS: Cell<usize> = const { Cell::new(0) };
 }
