@@ -12,7 +12,8 @@
 //! them.
 
 use crate::protocol::{parse, timed, Evaluated};
-use serde::Deserialize;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use tapeless::differentiable;
 
@@ -191,29 +192,31 @@ pub fn bone_transforms(theta: &[f64], model: &Model) -> Vec<f64> {
     out
 }
 
-/// The error of observed point `i`: the point minus its vertex (`u` empty)
-/// or minus the point `u₀ v₀ + u₁ v₁ + (1 - u₀ - u₁) v₂` of its triangle,
-/// the vertices skinned by `transforms` (linear blend), then posed by θ's
-/// global rotation (angle-axis `θ[0..3]`) and translation (`θ[3..6]`).
+/// The error of one observed point: the point `target` minus its vertex
+/// (`u` empty) or minus the point `u₀ v₀ + u₁ v₁ + (1 - u₀ - u₁) v₂` of its
+/// triangle, the vertices skinned (linear blend) by the bones that weigh on
+/// them, then posed by θ's global rotation (angle-axis `θ[0..3]`) and
+/// translation (`θ[3..6]`). Skinning is sparse, as in a mesh that stores
+/// each vertex's bones: `transforms` holds the `nb` transforms of those
+/// bones (`nb × 12`), `weights` each corner's weight for each of them
+/// (`corners × nb`, zero where a bone does not weigh on that corner),
+/// `positions` the corners' rest positions (`corners × 4`).
 #[differentiable(wrt(theta, transforms, u))]
 pub fn point_error(
     theta: &[f64],
     transforms: &[f64],
     u: &[f64],
-    model: &Model,
-    i: usize,
+    weights: &[f64],
+    positions: &[f64],
+    target: &[f64],
+    mirrored: bool,
 ) -> [f64; 3] {
-    let c = model.correspondences[i];
-    let corners = if u.is_empty() { 1 } else { 3 };
+    let nb = transforms.len() / 12;
+    let corners = positions.len() / 4;
     // the blend of the corners' skinned rest positions (the global pose is
     // affine, so it can follow the blend)
     let mut p = [0.0; 3];
     for corner in 0..corners {
-        let v = if u.is_empty() {
-            c
-        } else {
-            model.triangles[c][corner]
-        };
         let a = if u.is_empty() {
             1.0
         } else if corner == 0 {
@@ -223,20 +226,20 @@ pub fn point_error(
         } else {
             1.0 - u[0] - u[1]
         };
-        for b in 0..model.bones {
-            let w = model.weights[v * model.bones + b];
+        for b in 0..nb {
+            let w = weights[corner * nb + b];
             if w != 0.0 {
                 for r in 0..3 {
                     let mut s = 0.0;
                     for k in 0..4 {
-                        s += transforms[b * 12 + r * 4 + k] * model.base_positions[v * 4 + k];
+                        s += transforms[b * 12 + r * 4 + k] * positions[corner * 4 + k];
                     }
                     p[r] += a * w * s;
                 }
             }
         }
     }
-    if model.is_mirrored {
+    if mirrored {
         p[0] = -p[0];
     }
     // global rotation (Rodrigues), identity below a small angle
@@ -256,10 +259,81 @@ pub fn point_error(
             + (z * z + (1.0 - z * z) * c) * p[2];
     }
     [
-        model.points[i * 3] - (q[0] + theta[3]),
-        model.points[i * 3 + 1] - (q[1] + theta[4]),
-        model.points[i * 3 + 2] - (q[2] + theta[5]),
+        target[0] - (q[0] + theta[3]),
+        target[1] - (q[1] + theta[4]),
+        target[2] - (q[2] + theta[5]),
     ]
+}
+
+/// What [`point_error`] reads of the model for one point, gathered: the
+/// bones that weigh on any of its corners, their transforms, each corner's
+/// weights for them and the corners' rest positions. Reused from point to
+/// point (no allocation once grown).
+#[derive(Default)]
+struct Gathered {
+    bones: Vec<usize>,
+    transforms: Vec<f64>,
+    weights: Vec<f64>,
+    positions: Vec<f64>,
+}
+
+impl Gathered {
+    /// Gathers point `i` of `model` from the bone transforms `t`.
+    fn point(&mut self, model: &Model, t: &[f64], simple: bool, i: usize) {
+        let c = model.correspondences[i];
+        let corners: &[usize] = if simple {
+            core::slice::from_ref(&model.correspondences[i])
+        } else {
+            &model.triangles[c]
+        };
+        self.bones.clear();
+        for b in 0..model.bones {
+            if corners
+                .iter()
+                .any(|&v| model.weights[v * model.bones + b] != 0.0)
+            {
+                self.bones.push(b);
+            }
+        }
+        self.transforms.clear();
+        for &b in &self.bones {
+            self.transforms.extend_from_slice(&t[b * 12..b * 12 + 12]);
+        }
+        self.weights.clear();
+        self.positions.clear();
+        for &v in corners {
+            for &b in &self.bones {
+                self.weights.push(model.weights[v * model.bones + b]);
+            }
+            self.positions
+                .extend_from_slice(&model.base_positions[v * 4..v * 4 + 4]);
+        }
+    }
+}
+
+/// A row-major matrix in one buffer, written out as a list of rows.
+pub struct Rows {
+    /// Entries per row.
+    pub width: usize,
+    /// The entries, row by row.
+    pub data: Vec<f64>,
+}
+
+impl Rows {
+    /// The rows.
+    pub fn rows(&self) -> core::slice::ChunksExact<'_, f64> {
+        self.data.chunks_exact(self.width)
+    }
+}
+
+impl Serialize for Rows {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.data.len() / self.width))?;
+        for row in self.rows() {
+            seq.serialize_element(row)?;
+        }
+        seq.end()
+    }
 }
 
 impl Ht {
@@ -273,17 +347,28 @@ impl Ht {
 
     /// The `3c` errors.
     pub fn objective(&self) -> Vec<f64> {
-        let t = bone_transforms(&self.theta, &self.model);
-        let mut err = Vec::with_capacity(3 * self.model.correspondences.len());
-        for i in 0..self.model.correspondences.len() {
-            err.extend(point_error(&self.theta, &t, self.u(i), &self.model, i));
+        let m = &self.model;
+        let t = bone_transforms(&self.theta, m);
+        let mut g = Gathered::default();
+        let mut err = Vec::with_capacity(3 * m.correspondences.len());
+        for i in 0..m.correspondences.len() {
+            g.point(m, &t, self.us.is_empty(), i);
+            err.extend(point_error(
+                &self.theta,
+                &g.transforms,
+                self.u(i),
+                &g.weights,
+                &g.positions,
+                &m.points[3 * i..3 * i + 3],
+                m.is_mirrored,
+            ));
         }
         err
     }
 
     /// The Jacobian of [`Ht::objective`], one row per error: `∂/∂u` (complicated
     /// variant only), then `∂/∂θ`.
-    pub fn jacobian(&self) -> Vec<Vec<f64>> {
+    pub fn jacobian(&self) -> Rows {
         let nt = self.theta.len();
         let t = bone_transforms(&self.theta, &self.model);
         // ∂ transforms / ∂θ (bones·12 rows, 26 columns): one forward sweep per
@@ -298,29 +383,59 @@ impl Ht {
                 dt[e * nt + k] = *v;
             }
         }
+        // Its non-zero entries, row by row (compressed sparse rows): a bone's
+        // transform depends on its finger's four angles only, not all 26.
+        let mut starts = Vec::with_capacity(t.len() + 1);
+        let mut entries = Vec::new();
+        for e in 0..t.len() {
+            starts.push(entries.len());
+            for k in 0..nt {
+                if dt[e * nt + k] != 0.0 {
+                    entries.push((k, dt[e * nt + k]));
+                }
+            }
+        }
+        starts.push(entries.len());
+        let m = &self.model;
         let cols = if self.us.is_empty() { 0 } else { 2 };
-        let mut rows = Vec::with_capacity(3 * self.model.correspondences.len());
-        for i in 0..self.model.correspondences.len() {
+        let mut g = Gathered::default();
+        let width = cols + nt;
+        let mut data = vec![0.0; 3 * m.correspondences.len() * width];
+        let mut rows = data.chunks_exact_mut(width);
+        for i in 0..m.correspondences.len() {
+            g.point(m, &t, self.us.is_empty(), i);
             for j in 0..3 {
                 let mut seed = [0.0; 3];
                 seed[j] = 1.0;
-                let (_, (d_theta, d_t, d_u)) =
-                    point_error_adjoint(&self.theta, &t, self.u(i), &self.model, i, seed);
-                let mut row = Vec::with_capacity(cols + nt);
-                row.extend(d_u.iter().take(cols));
-                row.extend(d_theta);
-                // chain rule at the transforms: row += ∂err/∂T · ∂T/∂θ
-                for (e, &g) in d_t.iter().enumerate() {
-                    if g != 0.0 {
-                        for (r, d) in row[cols..].iter_mut().zip(&dt[e * nt..(e + 1) * nt]) {
-                            *r += g * d;
+                let (_, (d_theta, d_t, d_u)) = point_error_adjoint(
+                    &self.theta,
+                    &g.transforms,
+                    self.u(i),
+                    &g.weights,
+                    &g.positions,
+                    &m.points[3 * i..3 * i + 3],
+                    m.is_mirrored,
+                    seed,
+                );
+                let Some(row) = rows.next() else {
+                    unreachable!("three rows per point")
+                };
+                row[..cols].copy_from_slice(&d_u[..cols]);
+                row[cols..].copy_from_slice(&d_theta);
+                // chain rule at the transforms: row += ∂err/∂T · ∂T/∂θ, over
+                // the gathered bones' entries
+                let row_theta = &mut row[cols..];
+                for (s, &b) in g.bones.iter().enumerate() {
+                    for (l, &d) in d_t[s * 12..s * 12 + 12].iter().enumerate() {
+                        let e = b * 12 + l;
+                        for &(k, v) in &entries[starts[e]..starts[e + 1]] {
+                            row_theta[k] += d * v;
                         }
                     }
                 }
-                rows.push(row);
             }
         }
-        rows
+        Rows { width, data }
     }
 }
 
@@ -396,7 +511,7 @@ mod tests {
             let ht = tiny(complicated);
             let jac = ht.jacobian();
             let cols = if complicated { 2 } else { 0 };
-            for (row, got) in jac.iter().enumerate() {
+            for (row, got) in jac.rows().enumerate() {
                 let (i, j) = (row / 3, row % 3);
                 let f_theta = |t: &[f64]| {
                     let h = Ht {
