@@ -5,11 +5,13 @@
 //! `u` of its corresponding triangle ("complicated").
 //!
 //! The Jacobian (rows: the `3c` errors; columns: `u`'s two coordinates for
-//! the complicated variant, then θ) is assembled from two generated
-//! adjoints: [`bone_transforms`] (θ → the 22 skinning transforms) once per
-//! transform entry, and [`point_error`] (θ, transforms, `u` → one point's
-//! error) once per error component; the chain rule at the transforms joins
-//! them.
+//! the complicated variant, then θ) is assembled from three generated
+//! derivatives, joined by the chain rule: [`bone_transforms_tangent`] (θ →
+//! the 22 skinning transforms, forward mode, once per pose parameter),
+//! [`skinned_adjoint`] (transforms → one corner's skinned position, once per
+//! corner: its three coordinates read disjoint transform entries, so one
+//! sweep gives all three) and [`point_error_adjoint`] (θ, corners, `u` → one
+//! point's error, once per error component).
 
 use crate::protocol::{parse, timed, Evaluated};
 use serde::ser::SerializeSeq;
@@ -192,31 +194,52 @@ pub fn bone_transforms(theta: &[f64], model: &Model) -> Vec<f64> {
     out
 }
 
+/// One corner's skinned rest position, before the global pose: the linear
+/// blend `Σ_b w_b T_b v` over the bones that weigh on the vertex. Skinning is
+/// sparse, as in a mesh that stores each vertex's bones: `transforms` holds
+/// the `nb` transforms of the bones gathered for the point (`nb × 12`, top
+/// three rows of each 4 × 4), `weights` this corner's weight for each (zero
+/// where a bone does not weigh on it), `position` its rest position.
+///
+/// Coordinate `r` of the result reads only row `r` of each transform, so one
+/// reverse sweep with the seed `(1, 1, 1)` gives the gradients of all three
+/// coordinates at once, each in its own entries (the Jacobian's rows have
+/// disjoint supports: row compression).
+#[differentiable(wrt(transforms))]
+pub fn skinned(transforms: &[f64], weights: &[f64], position: &[f64]) -> [f64; 3] {
+    let mut p = [0.0; 3];
+    for b in 0..weights.len() {
+        let w = weights[b];
+        if w != 0.0 {
+            for r in 0..3 {
+                let mut s = 0.0;
+                for k in 0..4 {
+                    s += transforms[b * 12 + r * 4 + k] * position[k];
+                }
+                p[r] += w * s;
+            }
+        }
+    }
+    p
+}
+
 /// The error of one observed point: the point `target` minus its vertex
 /// (`u` empty) or minus the point `u₀ v₀ + u₁ v₁ + (1 - u₀ - u₁) v₂` of its
-/// triangle, the vertices skinned (linear blend) by the bones that weigh on
-/// them, then posed by θ's global rotation (angle-axis `θ[0..3]`) and
-/// translation (`θ[3..6]`). Skinning is sparse, as in a mesh that stores
-/// each vertex's bones: `transforms` holds the `nb` transforms of those
-/// bones (`nb × 12`), `weights` each corner's weight for each of them
-/// (`corners × nb`, zero where a bone does not weigh on that corner),
-/// `positions` the corners' rest positions (`corners × 4`).
-#[differentiable(wrt(theta, transforms, u))]
+/// triangle, the corners' skinned positions given ([`skinned`], three
+/// coordinates per corner), then posed by θ's global rotation (angle-axis
+/// `θ[0..3]`) and translation (`θ[3..6]`).
+#[differentiable(wrt(theta, corners, u))]
 pub fn point_error(
     theta: &[f64],
-    transforms: &[f64],
+    corners: &[f64],
     u: &[f64],
-    weights: &[f64],
-    positions: &[f64],
     target: &[f64],
     mirrored: bool,
 ) -> [f64; 3] {
-    let nb = transforms.len() / 12;
-    let corners = positions.len() / 4;
-    // the blend of the corners' skinned rest positions (the global pose is
-    // affine, so it can follow the blend)
+    // the blend of the corners (the global pose is affine, so it can follow
+    // the blend)
     let mut p = [0.0; 3];
-    for corner in 0..corners {
+    for corner in 0..corners.len() / 3 {
         let a = if u.is_empty() {
             1.0
         } else if corner == 0 {
@@ -226,17 +249,8 @@ pub fn point_error(
         } else {
             1.0 - u[0] - u[1]
         };
-        for b in 0..nb {
-            let w = weights[corner * nb + b];
-            if w != 0.0 {
-                for r in 0..3 {
-                    let mut s = 0.0;
-                    for k in 0..4 {
-                        s += transforms[b * 12 + r * 4 + k] * positions[corner * 4 + k];
-                    }
-                    p[r] += a * w * s;
-                }
-            }
+        for r in 0..3 {
+            p[r] += a * corners[corner * 3 + r];
         }
     }
     if mirrored {
@@ -265,10 +279,10 @@ pub fn point_error(
     ]
 }
 
-/// What [`point_error`] reads of the model for one point, gathered: the
-/// bones that weigh on any of its corners, their transforms, each corner's
-/// weights for them and the corners' rest positions. Reused from point to
-/// point (no allocation once grown).
+/// What [`skinned`] reads of the model for one point, gathered: the bones
+/// that weigh on any of its corners, their transforms, each corner's weights
+/// for them (`corners × nb`) and the corners' rest positions
+/// (`corners × 4`). Reused from point to point (no allocation once grown).
 #[derive(Default)]
 struct Gathered {
     bones: Vec<usize>,
@@ -350,15 +364,23 @@ impl Ht {
         let m = &self.model;
         let t = bone_transforms(&self.theta, m);
         let mut g = Gathered::default();
+        let mut corners = Vec::with_capacity(9);
         let mut err = Vec::with_capacity(3 * m.correspondences.len());
         for i in 0..m.correspondences.len() {
             g.point(m, &t, self.us.is_empty(), i);
+            corners.clear();
+            let nb = g.bones.len();
+            for c in 0..g.positions.len() / 4 {
+                corners.extend(skinned(
+                    &g.transforms,
+                    &g.weights[c * nb..(c + 1) * nb],
+                    &g.positions[c * 4..c * 4 + 4],
+                ));
+            }
             err.extend(point_error(
                 &self.theta,
-                &g.transforms,
+                &corners,
                 self.u(i),
-                &g.weights,
-                &g.positions,
                 &m.points[3 * i..3 * i + 3],
                 m.is_mirrored,
             ));
@@ -402,17 +424,34 @@ impl Ht {
         let width = cols + nt;
         let mut data = vec![0.0; 3 * m.correspondences.len() * width];
         let mut rows = data.chunks_exact_mut(width);
+        let mut corners = Vec::with_capacity(9);
+        let mut d_skinned = Vec::with_capacity(3);
+        let mut d_row_t = Vec::new();
         for i in 0..m.correspondences.len() {
             g.point(m, &t, self.us.is_empty(), i);
+            let nb = g.bones.len();
+            // each corner's skinned position and its gradient in the
+            // gathered transforms: one reverse sweep per corner (row
+            // compression, see `skinned`)
+            corners.clear();
+            d_skinned.clear();
+            for c in 0..g.positions.len() / 4 {
+                let (p, d_t) = skinned_adjoint(
+                    &g.transforms,
+                    &g.weights[c * nb..(c + 1) * nb],
+                    &g.positions[c * 4..c * 4 + 4],
+                    [1.0; 3],
+                );
+                corners.extend(p);
+                d_skinned.push(d_t);
+            }
             for j in 0..3 {
                 let mut seed = [0.0; 3];
                 seed[j] = 1.0;
-                let (_, (d_theta, d_t, d_u)) = point_error_adjoint(
+                let (_, (d_theta, d_corners, d_u)) = point_error_adjoint(
                     &self.theta,
-                    &g.transforms,
+                    &corners,
                     self.u(i),
-                    &g.weights,
-                    &g.positions,
                     &m.points[3 * i..3 * i + 3],
                     m.is_mirrored,
                     seed,
@@ -422,11 +461,25 @@ impl Ht {
                 };
                 row[..cols].copy_from_slice(&d_u[..cols]);
                 row[cols..].copy_from_slice(&d_theta);
-                // chain rule at the transforms: row += ∂err/∂T · ∂T/∂θ, over
-                // the gathered bones' entries
+                // chain rule at the corners and the transforms:
+                // row += Σ ∂err/∂corner · ∂corner/∂T · ∂T/∂θ, over the gathered
+                // bones' entries (entry (s, r, k) of a corner's gradient is
+                // that of its coordinate r)
+                d_row_t.clear();
+                d_row_t.resize(nb * 12, 0.0);
+                for (c, d_t) in d_skinned.iter().enumerate() {
+                    let dc = &d_corners[c * 3..c * 3 + 3];
+                    for (d, t) in d_row_t.chunks_exact_mut(12).zip(d_t.chunks_exact(12)) {
+                        for r in 0..3 {
+                            for k in r * 4..r * 4 + 4 {
+                                d[k] += dc[r] * t[k];
+                            }
+                        }
+                    }
+                }
                 let row_theta = &mut row[cols..];
                 for (s, &b) in g.bones.iter().enumerate() {
-                    for (l, &d) in d_t[s * 12..s * 12 + 12].iter().enumerate() {
+                    for (l, &d) in d_row_t[s * 12..s * 12 + 12].iter().enumerate() {
                         let e = b * 12 + l;
                         for &(k, v) in &entries[starts[e]..starts[e + 1]] {
                             row_theta[k] += d * v;
