@@ -10,7 +10,9 @@
 //! the 22 skinning transforms, forward mode, once per pose parameter),
 //! [`skinned_adjoint`] (transforms → one corner's skinned position, once per
 //! corner: its three coordinates read disjoint transform entries, so one
-//! sweep gives all three) and [`point_error_adjoint`] (θ, corners, `u` → one
+//! sweep gives all three), [`global_rotation_tangent`] (θ[0..3] → the
+//! global rotation matrix, forward mode, three sweeps) and
+//! [`point_error_adjoint`] (rotation, translation, corners, `u` → one
 //! point's error, once per error component).
 
 use crate::protocol::{parse, timed, Evaluated};
@@ -125,6 +127,30 @@ pub fn euler_rotation(tx: f64, tz: f64, ty: f64) -> [f64; 9] {
     ]
 }
 
+/// The global rotation (row-major 3 × 3) of the angle-axis vector
+/// `(x, y, z)` (Rodrigues), the identity below a small angle. The same for
+/// every point: computed once per evaluation.
+#[differentiable(forward)]
+pub fn global_rotation(x: f64, y: f64, z: f64) -> [f64; 9] {
+    let norm = (x * x + y * y + z * z).sqrt();
+    if norm < 1e-4 {
+        return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+    }
+    let (x, y, z) = (x / norm, y / norm, z / norm);
+    let (s, c) = (norm.sin(), norm.cos());
+    [
+        x * x + (1.0 - x * x) * c,
+        x * y * (1.0 - c) - z * s,
+        x * z * (1.0 - c) + y * s,
+        x * y * (1.0 - c) + z * s,
+        y * y + (1.0 - y * y) * c,
+        y * z * (1.0 - c) - x * s,
+        x * z * (1.0 - c) - y * s,
+        z * y * (1.0 - c) + x * s,
+        z * z + (1.0 - z * z) * c,
+    ]
+}
+
 /// The skinning transform of each bone (its posed absolute transform times
 /// the inverse of its rest absolute transform), top three rows of each 4 × 4,
 /// `bones × 12`.
@@ -223,59 +249,38 @@ pub fn skinned(transforms: &[f64], weights: &[f64], position: &[f64]) -> [f64; 3
     p
 }
 
-/// The error of one observed point: the point `target` minus its vertex
-/// (`u` empty) or minus the point `u₀ v₀ + u₁ v₁ + (1 - u₀ - u₁) v₂` of its
-/// triangle, the corners' skinned positions given ([`skinned`], three
-/// coordinates per corner), then posed by θ's global rotation (angle-axis
-/// `θ[0..3]`) and translation (`θ[3..6]`).
-#[differentiable(wrt(theta, corners, u))]
+/// The error of one observed point: the point `target` minus the point
+/// `u₀ v₀ + u₁ v₁ + (1 - u₀ - u₁) v₂` of its triangle (the simple variant:
+/// its vertex `v₀`, with `u = (1, 0)`), the corners' skinned positions `vᵢ`
+/// given ([`skinned`]), then posed by the global `rotation` (row-major 3 × 3,
+/// [`global_rotation`] of θ's first three) and `translation` (θ's next
+/// three). Fixed-size arrays: the gradients are arrays too, nothing is
+/// allocated per call.
+#[differentiable(wrt(rotation, translation, corners, u))]
 pub fn point_error(
-    theta: &[f64],
-    corners: &[f64],
-    u: &[f64],
+    rotation: [f64; 9],
+    translation: [f64; 3],
+    corners: [f64; 9],
+    u: [f64; 2],
     target: &[f64],
     mirrored: bool,
 ) -> [f64; 3] {
     // the blend of the corners (the global pose is affine, so it can follow
     // the blend)
-    let mut p = [0.0; 3];
-    for corner in 0..corners.len() / 3 {
-        let a = if u.is_empty() {
-            1.0
-        } else if corner == 0 {
-            u[0]
-        } else if corner == 1 {
-            u[1]
-        } else {
-            1.0 - u[0] - u[1]
-        };
-        for r in 0..3 {
-            p[r] += a * corners[corner * 3 + r];
-        }
-    }
+    let a2 = 1.0 - u[0] - u[1];
+    let mut p = [
+        u[0] * corners[0] + u[1] * corners[3] + a2 * corners[6],
+        u[0] * corners[1] + u[1] * corners[4] + a2 * corners[7],
+        u[0] * corners[2] + u[1] * corners[5] + a2 * corners[8],
+    ];
     if mirrored {
         p[0] = -p[0];
     }
-    // global rotation (Rodrigues), identity below a small angle
-    let norm = (theta[0] * theta[0] + theta[1] * theta[1] + theta[2] * theta[2]).sqrt();
-    let mut q = p;
-    if norm >= 1e-4 {
-        let (x, y, z) = (theta[0] / norm, theta[1] / norm, theta[2] / norm);
-        let (s, c) = (norm.sin(), norm.cos());
-        q[0] = (x * x + (1.0 - x * x) * c) * p[0]
-            + (x * y * (1.0 - c) - z * s) * p[1]
-            + (x * z * (1.0 - c) + y * s) * p[2];
-        q[1] = (x * y * (1.0 - c) + z * s) * p[0]
-            + (y * y + (1.0 - y * y) * c) * p[1]
-            + (y * z * (1.0 - c) - x * s) * p[2];
-        q[2] = (x * z * (1.0 - c) - y * s) * p[0]
-            + (z * y * (1.0 - c) + x * s) * p[1]
-            + (z * z + (1.0 - z * z) * c) * p[2];
-    }
+    let r = rotation;
     [
-        target[0] - (q[0] + theta[3]),
-        target[1] - (q[1] + theta[4]),
-        target[2] - (q[2] + theta[5]),
+        target[0] - (r[0] * p[0] + r[1] * p[1] + r[2] * p[2] + translation[0]),
+        target[1] - (r[3] * p[0] + r[4] * p[1] + r[5] * p[2] + translation[1]),
+        target[2] - (r[6] * p[0] + r[7] * p[1] + r[8] * p[2] + translation[2]),
     ]
 }
 
@@ -351,12 +356,20 @@ impl Serialize for Rows {
 }
 
 impl Ht {
-    fn u(&self, i: usize) -> &[f64] {
+    /// Point `i`'s barycentric coordinates; `(1, 0)` (its vertex) for the
+    /// simple variant.
+    fn u(&self, i: usize) -> [f64; 2] {
         if self.us.is_empty() {
-            &[]
+            [1.0, 0.0]
         } else {
-            &self.us[2 * i..2 * i + 2]
+            [self.us[2 * i], self.us[2 * i + 1]]
         }
+    }
+
+    /// θ's global rotation matrix and translation.
+    fn pose(&self) -> ([f64; 9], [f64; 3]) {
+        let th = &self.theta;
+        (global_rotation(th[0], th[1], th[2]), [th[3], th[4], th[5]])
     }
 
     /// The `3c` errors.
@@ -364,22 +377,23 @@ impl Ht {
         let m = &self.model;
         let t = bone_transforms(&self.theta, m);
         let mut g = Gathered::default();
-        let mut corners = Vec::with_capacity(9);
+        let (rotation, translation) = self.pose();
         let mut err = Vec::with_capacity(3 * m.correspondences.len());
         for i in 0..m.correspondences.len() {
             g.point(m, &t, self.us.is_empty(), i);
-            corners.clear();
+            let mut corners = [0.0; 9];
             let nb = g.bones.len();
             for c in 0..g.positions.len() / 4 {
-                corners.extend(skinned(
+                corners[c * 3..c * 3 + 3].copy_from_slice(&skinned(
                     &g.transforms,
                     &g.weights[c * nb..(c + 1) * nb],
                     &g.positions[c * 4..c * 4 + 4],
                 ));
             }
             err.extend(point_error(
-                &self.theta,
-                &corners,
+                rotation,
+                translation,
+                corners,
                 self.u(i),
                 &m.points[3 * i..3 * i + 3],
                 m.is_mirrored,
@@ -418,13 +432,25 @@ impl Ht {
             }
         }
         starts.push(entries.len());
+        // The global rotation and its 9 × 3 Jacobian in θ[0..3] (three
+        // forward sweeps).
+        let (rotation, translation) = self.pose();
+        let th = &self.theta;
+        let mut d_rotation = [[0.0; 3]; 9];
+        for k in 0..3 {
+            let mut dir = [0.0; 3];
+            dir[k] = 1.0;
+            let (_, col) = global_rotation_tangent(th[0], th[1], th[2], dir[0], dir[1], dir[2]);
+            for e in 0..9 {
+                d_rotation[e][k] = col[e];
+            }
+        }
         let m = &self.model;
         let cols = if self.us.is_empty() { 0 } else { 2 };
         let mut g = Gathered::default();
         let width = cols + nt;
         let mut data = vec![0.0; 3 * m.correspondences.len() * width];
         let mut rows = data.chunks_exact_mut(width);
-        let mut corners = Vec::with_capacity(9);
         let mut d_skinned = Vec::with_capacity(3);
         let mut d_row_t = Vec::new();
         for i in 0..m.correspondences.len() {
@@ -433,7 +459,7 @@ impl Ht {
             // each corner's skinned position and its gradient in the
             // gathered transforms: one reverse sweep per corner (row
             // compression, see `skinned`)
-            corners.clear();
+            let mut corners = [0.0; 9];
             d_skinned.clear();
             for c in 0..g.positions.len() / 4 {
                 let (p, d_t) = skinned_adjoint(
@@ -442,15 +468,16 @@ impl Ht {
                     &g.positions[c * 4..c * 4 + 4],
                     [1.0; 3],
                 );
-                corners.extend(p);
+                corners[c * 3..c * 3 + 3].copy_from_slice(&p);
                 d_skinned.push(d_t);
             }
             for j in 0..3 {
                 let mut seed = [0.0; 3];
                 seed[j] = 1.0;
-                let (_, (d_theta, d_corners, d_u)) = point_error_adjoint(
-                    &self.theta,
-                    &corners,
+                let (_, (d_r, d_translation, d_corners, d_u)) = point_error_adjoint(
+                    rotation,
+                    translation,
+                    corners,
                     self.u(i),
                     &m.points[3 * i..3 * i + 3],
                     m.is_mirrored,
@@ -460,9 +487,10 @@ impl Ht {
                     unreachable!("three rows per point")
                 };
                 row[..cols].copy_from_slice(&d_u[..cols]);
-                row[cols..].copy_from_slice(&d_theta);
-                // chain rule at the corners and the transforms:
-                // row += Σ ∂err/∂corner · ∂corner/∂T · ∂T/∂θ, over the gathered
+                row[cols + 3..cols + 6].copy_from_slice(&d_translation);
+                // chain rule at the rotation, the corners and the transforms:
+                // row += ∂err/∂R · ∂R/∂θ + Σ ∂err/∂corner · ∂corner/∂T · ∂T/∂θ,
+                // over the gathered
                 // bones' entries (entry (s, r, k) of a corner's gradient is
                 // that of its coordinate r)
                 d_row_t.clear();
@@ -478,6 +506,11 @@ impl Ht {
                     }
                 }
                 let row_theta = &mut row[cols..];
+                for (d, dr) in d_r.iter().zip(&d_rotation) {
+                    for k in 0..3 {
+                        row_theta[k] += d * dr[k];
+                    }
+                }
                 for (s, &b) in g.bones.iter().enumerate() {
                     for (l, &d) in d_row_t[s * 12..s * 12 + 12].iter().enumerate() {
                         let e = b * 12 + l;
