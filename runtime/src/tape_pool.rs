@@ -165,8 +165,9 @@ impl Pool {
         b
     }
 
-    /// Removes and returns the smallest buffer (evicted to make room).
-    fn take_smallest(&mut self) -> Option<Buf> {
+    /// Where the smallest buffer is: its class, the slot before it in the
+    /// class's list (or `NONE`) and its slot.
+    fn smallest(&self) -> Option<(usize, u8, u8)> {
         if self.classes == 0 {
             return None;
         }
@@ -179,21 +180,7 @@ impl Pool {
             }
             (prev, i) = (i, self.next[usize::from(i)]);
         }
-        Some(self.unlink(c, best.0, best.1))
-    }
-
-    /// The size of the smallest buffer.
-    fn smallest(&self) -> Option<usize> {
-        if self.classes == 0 {
-            return None;
-        }
-        let mut i = self.head[self.classes.trailing_zeros() as usize];
-        let mut least = usize::MAX;
-        while i != NONE {
-            least = least.min(self.buf(i).bytes);
-            i = self.next[usize::from(i)];
-        }
-        Some(least)
+        Some((c, best.0, best.1))
     }
 
     /// Keeps `b`, evicting smaller buffers (the smallest first) to make room,
@@ -204,10 +191,8 @@ impl Pool {
         }
         while self.len == MAX_BUFFERS || self.bytes + b.bytes > MAX_BYTES {
             match self.smallest() {
-                Some(least) if least < b.bytes => {
-                    if let Some(evicted) = self.take_smallest() {
-                        evicted.free();
-                    }
+                Some((c, prev, i)) if self.buf(i).bytes < b.bytes => {
+                    self.unlink(c, prev, i).free();
                 }
                 // Everything kept is at least as big: keep those.
                 _ => return b.free(),
@@ -225,8 +210,8 @@ impl Pool {
     }
 
     fn clear(&mut self) {
-        while let Some(b) = self.take_smallest() {
-            b.free();
+        while let Some((c, prev, i)) = self.smallest() {
+            self.unlink(c, prev, i).free();
         }
     }
 }
