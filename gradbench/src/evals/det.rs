@@ -21,15 +21,16 @@ pub const MAX_ELL: usize = 32;
 /// first row.
 #[differentiable]
 pub fn det_of_minor(a: &[f64], n: usize, row: usize, removed: u32) -> f64 {
+    if row + 1 == n {
+        // a 1 × 1 minor (cmpad's `m == 1`): the entry in the one column
+        // left, the lowest bit not in `removed`
+        return a[row * n + (!removed).trailing_zeros() as usize];
+    }
     let mut det = 0.0;
     let mut sign = 1.0;
     for col in 0..n {
         if removed & (1 << col) == 0 {
-            let entry = a[row * n + col];
-            if row + 1 == n {
-                return entry;
-            }
-            det += sign * entry * det_of_minor(a, n, row + 1, removed | (1 << col));
+            det += sign * a[row * n + col] * det_of_minor(a, n, row + 1, removed | (1 << col));
             sign = -sign;
         }
     }
