@@ -5,7 +5,7 @@
 //! `u` of its corresponding triangle ("complicated").
 //!
 //! The Jacobian (rows: the `3c` errors; columns: `u`'s two coordinates for
-//! the complicated variant, then θ) is assembled from three generated
+//! the complicated variant, then θ) is assembled from four generated
 //! derivatives, joined by the chain rule: [`bone_transforms_tangent`] (θ →
 //! the 22 skinning transforms, forward mode, once per pose parameter),
 //! [`skinned_adjoint`] (transforms → one corner's skinned position, once per
