@@ -47,27 +47,31 @@ pub fn energy_adjoint(
     let mut e = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(1..x.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
-    __s0.reserve(__hint);
-    __s1.reserve(__hint);
-    for i in __it0 {
-        __ty0.tie(&i);
-        let __t0 = i - 1;
-        __s0.push(__rt::shape_of(__rt::prim(&x[i])));
-        __s1.push(__rt::shape_of(__rt::prim(&x[__t0])));
-        let d = x[i] - x[__t0];
-        let __t1 = d > 0.0;
-        if __t1 {
-            let __t2 = k * d;
-            let __t3 = __t2 * d;
-            __s2.push(__rt::shape_of(__rt::prim(&e)));
-            __s3.push(__rt::shape_of(__rt::prim(&__t3)));
-            e += __t3;
-        } else {
-            let __t4 = spring(d);
-            __s4.push(__rt::shape_of(__rt::prim(&e)));
-            __s5.push(__rt::shape_of(__rt::prim(&__t4)));
-            e += __t4;
+    {
+        let mut __s0 = __rt::run(&mut __s0, __hint);
+        let mut __s1 = __rt::run(&mut __s1, __hint);
+        for i in __it0 {
+            __ty0.tie(&i);
+            let __t0 = i - 1;
+            __s0.push(__rt::shape_of(__rt::prim(&x[i])));
+            __s1.push(__rt::shape_of(__rt::prim(&x[__t0])));
+            let d = x[i] - x[__t0];
+            let __t1 = d > 0.0;
+            if __t1 {
+                let __t2 = k * d;
+                let __t3 = __t2 * d;
+                __s2.push(__rt::shape_of(__rt::prim(&e)));
+                __s3.push(__rt::shape_of(__rt::prim(&__t3)));
+                e += __t3;
+            } else {
+                let __t4 = spring(d);
+                __s4.push(__rt::shape_of(__rt::prim(&e)));
+                __s5.push(__rt::shape_of(__rt::prim(&__t4)));
+                e += __t4;
+            }
         }
+        __s0.done();
+        __s1.done();
     }
     let __t5 = x[0].exp();
     let __s6 = __rt::save_owned(__rt::prim(&__t5));

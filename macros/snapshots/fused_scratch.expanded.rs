@@ -55,27 +55,35 @@ fn fused_scratch_adjoint(
         __ty0.tie(&i);
         let __it1 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it1).0;
-        __s0.reserve(__hint);
-        for t in __it1 {
-            __ty1.tie(&t);
-            let __t0 = i * d;
-            let __t1 = __t0 + t;
-            __s0.push(__rt::shape_of(__rt::prim(&w[t])));
-            r[t] = w[t] * x[__t1];
+        {
+            let mut __s0 = __rt::run(&mut __s0, __hint);
+            for t in __it1 {
+                __ty1.tie(&t);
+                let __t0 = i * d;
+                let __t1 = __t0 + t;
+                __s0.push(__rt::shape_of(__rt::prim(&w[t])));
+                r[t] = w[t] * x[__t1];
+            }
+            __s0.done();
         }
         let mut p = 0.0;
         let __it2 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it2).0;
-        __s1.reserve(__hint);
-        __s2.reserve(__hint);
-        __s3.reserve(__hint);
-        for t_1 in __it2 {
-            __ty2.tie(&t_1);
-            __s1.push(__rt::save_owned(__rt::prim(&r[t_1])));
-            let __t2 = r[t_1].sin();
-            __s2.push(__rt::shape_of(__rt::prim(&p)));
-            __s3.push(__rt::shape_of(__rt::prim(&__t2)));
-            p += __t2;
+        {
+            let mut __s1 = __rt::run(&mut __s1, __hint);
+            let mut __s2 = __rt::run(&mut __s2, __hint);
+            let mut __s3 = __rt::run(&mut __s3, __hint);
+            for t_1 in __it2 {
+                __ty2.tie(&t_1);
+                __s1.push(__rt::save_owned(__rt::prim(&r[t_1])));
+                let __t2 = r[t_1].sin();
+                __s2.push(__rt::shape_of(__rt::prim(&p)));
+                __s3.push(__rt::shape_of(__rt::prim(&__t2)));
+                p += __t2;
+            }
+            __s1.done();
+            __s2.done();
+            __s3.done();
         }
         let __s4 = __rt::shape_of(__rt::prim(&p));
         let __s5 = __rt::shape_of(__rt::prim(&y[i]));

@@ -194,22 +194,27 @@ fn gmm_adjoint(
         __ty0.tie(&j);
         let __it1 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it1).0;
-        __s0.reserve(__hint);
-        __s1.reserve(__hint);
-        __s2.reserve(__hint);
-        for t in __it1 {
-            __ty1.tie(&t);
-            let __t5 = j * d;
-            let __t6 = __t5 + t;
-            let __t7 = j * d;
-            let __t8 = __t7 + t;
-            qdiag[__t6] = q[__t8].exp();
-            __s0.push(__rt::save_owned(__rt::prim(&qdiag[__t6])));
-            let __t9 = j * d;
-            let __t10 = __t9 + t;
-            __s1.push(__rt::shape_of(__rt::prim(&sum_q[j])));
-            __s2.push(__rt::shape_of(__rt::prim(&q[__t10])));
-            sum_q[j] += q[__t10];
+        {
+            let mut __s0 = __rt::run(&mut __s0, __hint);
+            let mut __s1 = __rt::run(&mut __s1, __hint);
+            let mut __s2 = __rt::run(&mut __s2, __hint);
+            for t in __it1 {
+                __ty1.tie(&t);
+                let __t5 = j * d;
+                let __t6 = __t5 + t;
+                let __t7 = j * d;
+                let __t8 = __t7 + t;
+                qdiag[__t6] = q[__t8].exp();
+                __s0.push(__rt::save_owned(__rt::prim(&qdiag[__t6])));
+                let __t9 = j * d;
+                let __t10 = __t9 + t;
+                __s1.push(__rt::shape_of(__rt::prim(&sum_q[j])));
+                __s2.push(__rt::shape_of(__rt::prim(&q[__t10])));
+                sum_q[j] += q[__t10];
+            }
+            __s0.done();
+            __s1.done();
+            __s2.done();
         }
     }
     let mut xc = ::std::vec![0.0; d];
@@ -218,160 +223,209 @@ fn gmm_adjoint(
     let mut slse = 0.0;
     let __it2 = ::core::iter::IntoIterator::into_iter(0..n);
     let __hint = ::core::iter::Iterator::size_hint(&__it2).0;
-    __s24.reserve(__hint);
-    __s25.reserve(__hint);
-    __s26.reserve(__hint);
-    __s27.reserve(__hint);
-    __s28.reserve(__hint);
-    for i in __it2 {
-        __ty2.tie(&i);
-        let __it3 = ::core::iter::IntoIterator::into_iter(0..k);
-        let __hint = ::core::iter::Iterator::size_hint(&__it3).0;
-        __s12.reserve(__hint);
-        __s13.reserve(__hint);
-        __s14.reserve(__hint);
-        __s15.reserve(__hint);
-        __s16.reserve(__hint);
-        __s17.reserve(__hint);
-        for j_1 in __it3 {
-            __ty3.tie(&j_1);
-            let __it4 = ::core::iter::IntoIterator::into_iter(0..d);
-            let __hint = ::core::iter::Iterator::size_hint(&__it4).0;
-            __s3.reserve(__hint);
-            __s4.reserve(__hint);
-            __s5.reserve(__hint);
-            for t_1 in __it4 {
-                __ty4.tie(&t_1);
-                let __t11 = i * d;
-                let __t12 = __t11 + t_1;
-                let __t13 = j_1 * d;
-                let __t14 = __t13 + t_1;
-                __s3.push(__rt::shape_of(__rt::prim(&x[__t12])));
-                __s4.push(__rt::shape_of(__rt::prim(&means[__t14])));
-                xc[t_1] = x[__t12] - means[__t14];
-                let __t15 = j_1 * d;
-                let __t16 = __t15 + t_1;
-                __s5.push(__rt::save_owned(__rt::prim(&xc[t_1])));
-                qxc[t_1] = qdiag[__t16] * xc[t_1];
-            }
-            let mut li = j_1 * l_sz;
-            for c in 0..d {
-                __ty5.tie(&c);
-                let mut __f6 = true;
-                let __it6 = ::core::iter::IntoIterator::into_iter(c + 1..d);
-                let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
-                __s7.reserve(__hint);
-                __s8.reserve(__hint);
-                for r in __it6 {
-                    __ty6.tie(&r);
-                    let __first6 = __f6;
-                    __f6 = false;
-                    if __first6 {
-                        __s6.push(__rt::save_owned(__rt::prim(&xc[c])));
+    {
+        let mut __s24 = __rt::run(&mut __s24, __hint);
+        let mut __s25 = __rt::run(&mut __s25, __hint);
+        let mut __s26 = __rt::run(&mut __s26, __hint);
+        let mut __s27 = __rt::run(&mut __s27, __hint);
+        let mut __s28 = __rt::run(&mut __s28, __hint);
+        for i in __it2 {
+            __ty2.tie(&i);
+            let __it3 = ::core::iter::IntoIterator::into_iter(0..k);
+            let __hint = ::core::iter::Iterator::size_hint(&__it3).0;
+            {
+                let mut __s12 = __rt::run(&mut __s12, __hint);
+                let mut __s13 = __rt::run(&mut __s13, __hint);
+                let mut __s14 = __rt::run(&mut __s14, __hint);
+                let mut __s15 = __rt::run(&mut __s15, __hint);
+                let mut __s16 = __rt::run(&mut __s16, __hint);
+                let mut __s17 = __rt::run(&mut __s17, __hint);
+                for j_1 in __it3 {
+                    __ty3.tie(&j_1);
+                    let __it4 = ::core::iter::IntoIterator::into_iter(0..d);
+                    let __hint = ::core::iter::Iterator::size_hint(&__it4).0;
+                    {
+                        let mut __s3 = __rt::run(&mut __s3, __hint);
+                        let mut __s4 = __rt::run(&mut __s4, __hint);
+                        let mut __s5 = __rt::run(&mut __s5, __hint);
+                        for t_1 in __it4 {
+                            __ty4.tie(&t_1);
+                            let __t11 = i * d;
+                            let __t12 = __t11 + t_1;
+                            let __t13 = j_1 * d;
+                            let __t14 = __t13 + t_1;
+                            __s3.push(__rt::shape_of(__rt::prim(&x[__t12])));
+                            __s4.push(__rt::shape_of(__rt::prim(&means[__t14])));
+                            xc[t_1] = x[__t12] - means[__t14];
+                            let __t15 = j_1 * d;
+                            let __t16 = __t15 + t_1;
+                            __s5.push(__rt::save_owned(__rt::prim(&xc[t_1])));
+                            qxc[t_1] = qdiag[__t16] * xc[t_1];
+                        }
+                        __s3.done();
+                        __s4.done();
+                        __s5.done();
                     }
-                    let __t17 = l[li] * xc[c];
-                    __s7.push(__rt::shape_of(__rt::prim(&qxc[r])));
-                    __s8.push(__rt::shape_of(__rt::prim(&__t17)));
-                    qxc[r] += __t17;
-                    li += 1;
+                    let mut li = j_1 * l_sz;
+                    for c in 0..d {
+                        __ty5.tie(&c);
+                        let mut __f6 = true;
+                        let __it6 = ::core::iter::IntoIterator::into_iter(c + 1..d);
+                        let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
+                        {
+                            let mut __s7 = __rt::run(&mut __s7, __hint);
+                            let mut __s8 = __rt::run(&mut __s8, __hint);
+                            for r in __it6 {
+                                __ty6.tie(&r);
+                                let __first6 = __f6;
+                                __f6 = false;
+                                if __first6 {
+                                    __s6.push(__rt::save_owned(__rt::prim(&xc[c])));
+                                }
+                                let __t17 = l[li] * xc[c];
+                                __s7.push(__rt::shape_of(__rt::prim(&qxc[r])));
+                                __s8.push(__rt::shape_of(__rt::prim(&__t17)));
+                                qxc[r] += __t17;
+                                li += 1;
+                            }
+                            __s7.done();
+                            __s8.done();
+                        }
+                    }
+                    let mut sq = 0.0;
+                    let __it7 = ::core::iter::IntoIterator::into_iter(0..d);
+                    let __hint = ::core::iter::Iterator::size_hint(&__it7).0;
+                    {
+                        let mut __s10 = __rt::run(&mut __s10, __hint);
+                        let mut __s11 = __rt::run(&mut __s11, __hint);
+                        let mut __s9 = __rt::run(&mut __s9, __hint);
+                        for t_2 in __it7 {
+                            __ty7.tie(&t_2);
+                            __s9.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
+                            let __t18 = qxc[t_2] * qxc[t_2];
+                            __s10.push(__rt::shape_of(__rt::prim(&sq)));
+                            __s11.push(__rt::shape_of(__rt::prim(&__t18)));
+                            sq += __t18;
+                        }
+                        __s10.done();
+                        __s11.done();
+                        __s9.done();
+                    }
+                    __s12.push(__rt::shape_of(__rt::prim(&alpha[j_1])));
+                    __s13.push(__rt::shape_of(__rt::prim(&sum_q[j_1])));
+                    let __t19 = alpha[j_1] + sum_q[j_1];
+                    __s14.push(__rt::shape_of(__rt::prim(&sq)));
+                    let __t20 = __lit0 * sq;
+                    __s15.push(__rt::shape_of(__rt::prim(&__t19)));
+                    __s16.push(__rt::shape_of(__rt::prim(&__t20)));
+                    beta[j_1] = __t19 - __t20;
+                    __s17.push(li);
                 }
+                __s12.done();
+                __s13.done();
+                __s14.done();
+                __s15.done();
+                __s16.done();
+                __s17.done();
             }
-            let mut sq = 0.0;
-            let __it7 = ::core::iter::IntoIterator::into_iter(0..d);
-            let __hint = ::core::iter::Iterator::size_hint(&__it7).0;
-            __s9.reserve(__hint);
-            __s10.reserve(__hint);
-            __s11.reserve(__hint);
-            for t_2 in __it7 {
-                __ty7.tie(&t_2);
-                __s9.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
-                let __t18 = qxc[t_2] * qxc[t_2];
-                __s10.push(__rt::shape_of(__rt::prim(&sq)));
-                __s11.push(__rt::shape_of(__rt::prim(&__t18)));
-                sq += __t18;
+            let mut mx = beta[0];
+            let __it8 = ::core::iter::IntoIterator::into_iter(1..k);
+            let __hint = ::core::iter::Iterator::size_hint(&__it8).0;
+            {
+                let mut __s18 = __rt::run(&mut __s18, __hint);
+                for j_2 in __it8 {
+                    __ty8.tie(&j_2);
+                    let __t21 = beta[j_2] > mx;
+                    __s18.push(__rt::save(&__t21));
+                    if __t21 {
+                        mx = beta[j_2];
+                    }
+                }
+                __s18.done();
             }
-            __s12.push(__rt::shape_of(__rt::prim(&alpha[j_1])));
-            __s13.push(__rt::shape_of(__rt::prim(&sum_q[j_1])));
-            let __t19 = alpha[j_1] + sum_q[j_1];
-            __s14.push(__rt::shape_of(__rt::prim(&sq)));
-            let __t20 = __lit0 * sq;
-            __s15.push(__rt::shape_of(__rt::prim(&__t19)));
-            __s16.push(__rt::shape_of(__rt::prim(&__t20)));
-            beta[j_1] = __t19 - __t20;
-            __s17.push(li);
-        }
-        let mut mx = beta[0];
-        let __it8 = ::core::iter::IntoIterator::into_iter(1..k);
-        let __hint = ::core::iter::Iterator::size_hint(&__it8).0;
-        __s18.reserve(__hint);
-        for j_2 in __it8 {
-            __ty8.tie(&j_2);
-            let __t21 = beta[j_2] > mx;
-            __s18.push(__rt::save(&__t21));
-            if __t21 {
-                mx = beta[j_2];
+            let mut se = 0.0;
+            let __it9 = ::core::iter::IntoIterator::into_iter(0..k);
+            let __hint = ::core::iter::Iterator::size_hint(&__it9).0;
+            {
+                let mut __o12 = __rt::run(&mut __o12, __hint);
+                let mut __s19 = __rt::run(&mut __s19, __hint);
+                let mut __s20 = __rt::run(&mut __s20, __hint);
+                let mut __s22 = __rt::run(&mut __s22, __hint);
+                let mut __s23 = __rt::run(&mut __s23, __hint);
+                for j_3 in __it9 {
+                    __ty9.tie(&j_3);
+                    __s19.push(__rt::shape_of(__rt::prim(&beta[j_3])));
+                    __s20.push(__rt::shape_of(__rt::prim(&mx)));
+                    let __t22 = beta[j_3] - mx;
+                    let __t23 = __t22.exp();
+                    let __k21 = __rt::save_owned(__rt::prim(&__t23));
+                    __s22.push(__rt::shape_of(__rt::prim(&se)));
+                    __s23.push(__rt::shape_of(__rt::prim(&__t23)));
+                    se += __t23;
+                    __o12.push((__k21,));
+                }
+                __o12.done();
+                __s19.done();
+                __s20.done();
+                __s22.done();
+                __s23.done();
             }
+            __s24.push(__rt::save_owned(__rt::prim(&se)));
+            let __t24 = se.ln();
+            __s25.push(__rt::shape_of(__rt::prim(&mx)));
+            __s26.push(__rt::shape_of(__rt::prim(&__t24)));
+            let __t25 = mx + __t24;
+            __s27.push(__rt::shape_of(__rt::prim(&slse)));
+            __s28.push(__rt::shape_of(__rt::prim(&__t25)));
+            slse += __t25;
         }
-        let mut se = 0.0;
-        let __it9 = ::core::iter::IntoIterator::into_iter(0..k);
-        let __hint = ::core::iter::Iterator::size_hint(&__it9).0;
-        __s19.reserve(__hint);
-        __s20.reserve(__hint);
-        __s22.reserve(__hint);
-        __s23.reserve(__hint);
-        __o12.reserve(__hint);
-        for j_3 in __it9 {
-            __ty9.tie(&j_3);
-            __s19.push(__rt::shape_of(__rt::prim(&beta[j_3])));
-            __s20.push(__rt::shape_of(__rt::prim(&mx)));
-            let __t22 = beta[j_3] - mx;
-            let __t23 = __t22.exp();
-            let __k21 = __rt::save_owned(__rt::prim(&__t23));
-            __s22.push(__rt::shape_of(__rt::prim(&se)));
-            __s23.push(__rt::shape_of(__rt::prim(&__t23)));
-            se += __t23;
-            __o12.push((__k21,));
-        }
-        __s24.push(__rt::save_owned(__rt::prim(&se)));
-        let __t24 = se.ln();
-        __s25.push(__rt::shape_of(__rt::prim(&mx)));
-        __s26.push(__rt::shape_of(__rt::prim(&__t24)));
-        let __t25 = mx + __t24;
-        __s27.push(__rt::shape_of(__rt::prim(&slse)));
-        __s28.push(__rt::shape_of(__rt::prim(&__t25)));
-        slse += __t25;
+        __s24.done();
+        __s25.done();
+        __s26.done();
+        __s27.done();
+        __s28.done();
     }
     let mut amax = alpha[0];
     let __it10 = ::core::iter::IntoIterator::into_iter(1..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it10).0;
-    __s29.reserve(__hint);
-    for j_4 in __it10 {
-        __ty10.tie(&j_4);
-        let __t26 = alpha[j_4] > amax;
-        __s29.push(__rt::save(&__t26));
-        if __t26 {
-            amax = alpha[j_4];
+    {
+        let mut __s29 = __rt::run(&mut __s29, __hint);
+        for j_4 in __it10 {
+            __ty10.tie(&j_4);
+            let __t26 = alpha[j_4] > amax;
+            __s29.push(__rt::save(&__t26));
+            if __t26 {
+                amax = alpha[j_4];
+            }
         }
+        __s29.done();
     }
     let mut asum = 0.0;
     let __it11 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it11).0;
-    __s30.reserve(__hint);
-    __s31.reserve(__hint);
-    __s33.reserve(__hint);
-    __s34.reserve(__hint);
-    __o16.reserve(__hint);
-    for j_5 in __it11 {
-        __ty11.tie(&j_5);
-        __s30.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
-        __s31.push(__rt::shape_of(__rt::prim(&amax)));
-        let __t27 = alpha[j_5] - amax;
-        let __t28 = __t27.exp();
-        let __k32 = __rt::save_owned(__rt::prim(&__t28));
-        __s33.push(__rt::shape_of(__rt::prim(&asum)));
-        __s34.push(__rt::shape_of(__rt::prim(&__t28)));
-        asum += __t28;
-        __o16.push((__k32,));
+    {
+        let mut __o16 = __rt::run(&mut __o16, __hint);
+        let mut __s30 = __rt::run(&mut __s30, __hint);
+        let mut __s31 = __rt::run(&mut __s31, __hint);
+        let mut __s33 = __rt::run(&mut __s33, __hint);
+        let mut __s34 = __rt::run(&mut __s34, __hint);
+        for j_5 in __it11 {
+            __ty11.tie(&j_5);
+            __s30.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
+            __s31.push(__rt::shape_of(__rt::prim(&amax)));
+            let __t27 = alpha[j_5] - amax;
+            let __t28 = __t27.exp();
+            let __k32 = __rt::save_owned(__rt::prim(&__t28));
+            __s33.push(__rt::shape_of(__rt::prim(&asum)));
+            __s34.push(__rt::shape_of(__rt::prim(&__t28)));
+            asum += __t28;
+            __o16.push((__k32,));
+        }
+        __o16.done();
+        __s30.done();
+        __s31.done();
+        __s33.done();
+        __s34.done();
     }
     let __t29 = asum.ln();
     let __s35 = __rt::shape_of(__rt::prim(&amax));
@@ -408,61 +462,78 @@ fn gmm_adjoint(
     let mut prior = 0.0;
     let __it12 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it12).0;
-    __s47.reserve(__hint);
-    __s48.reserve(__hint);
-    __s49.reserve(__hint);
-    __s50.reserve(__hint);
-    __s51.reserve(__hint);
-    __s52.reserve(__hint);
-    __s53.reserve(__hint);
-    for j_6 in __it12 {
-        __ty12.tie(&j_6);
-        let mut frobenius = 0.0;
-        let __it13 = ::core::iter::IntoIterator::into_iter(0..d);
-        let __hint = ::core::iter::Iterator::size_hint(&__it13).0;
-        __s43.reserve(__hint);
-        __s44.reserve(__hint);
-        for t_3 in __it13 {
-            __ty13.tie(&t_3);
-            let __t48 = j_6 * d;
-            let __t49 = __t48 + t_3;
-            let __t50 = j_6 * d;
-            let __t51 = __t50 + t_3;
-            let __t52 = qdiag[__t49] * qdiag[__t51];
-            __s43.push(__rt::shape_of(__rt::prim(&frobenius)));
-            __s44.push(__rt::shape_of(__rt::prim(&__t52)));
-            frobenius += __t52;
+    {
+        let mut __s47 = __rt::run(&mut __s47, __hint);
+        let mut __s48 = __rt::run(&mut __s48, __hint);
+        let mut __s49 = __rt::run(&mut __s49, __hint);
+        let mut __s50 = __rt::run(&mut __s50, __hint);
+        let mut __s51 = __rt::run(&mut __s51, __hint);
+        let mut __s52 = __rt::run(&mut __s52, __hint);
+        let mut __s53 = __rt::run(&mut __s53, __hint);
+        for j_6 in __it12 {
+            __ty12.tie(&j_6);
+            let mut frobenius = 0.0;
+            let __it13 = ::core::iter::IntoIterator::into_iter(0..d);
+            let __hint = ::core::iter::Iterator::size_hint(&__it13).0;
+            {
+                let mut __s43 = __rt::run(&mut __s43, __hint);
+                let mut __s44 = __rt::run(&mut __s44, __hint);
+                for t_3 in __it13 {
+                    __ty13.tie(&t_3);
+                    let __t48 = j_6 * d;
+                    let __t49 = __t48 + t_3;
+                    let __t50 = j_6 * d;
+                    let __t51 = __t50 + t_3;
+                    let __t52 = qdiag[__t49] * qdiag[__t51];
+                    __s43.push(__rt::shape_of(__rt::prim(&frobenius)));
+                    __s44.push(__rt::shape_of(__rt::prim(&__t52)));
+                    frobenius += __t52;
+                }
+                __s43.done();
+                __s44.done();
+            }
+            let __it14 = ::core::iter::IntoIterator::into_iter(0..l_sz);
+            let __hint = ::core::iter::Iterator::size_hint(&__it14).0;
+            {
+                let mut __s45 = __rt::run(&mut __s45, __hint);
+                let mut __s46 = __rt::run(&mut __s46, __hint);
+                for t_4 in __it14 {
+                    __ty14.tie(&t_4);
+                    let __t53 = j_6 * l_sz;
+                    let __t54 = __t53 + t_4;
+                    let __t55 = j_6 * l_sz;
+                    let __t56 = __t55 + t_4;
+                    let __t57 = l[__t54] * l[__t56];
+                    __s45.push(__rt::shape_of(__rt::prim(&frobenius)));
+                    __s46.push(__rt::shape_of(__rt::prim(&__t57)));
+                    frobenius += __t57;
+                }
+                __s45.done();
+                __s46.done();
+            }
+            let __t58 = 0.5 * gamma;
+            let __t59 = __t58 * gamma;
+            __s47.push(__rt::shape_of(__rt::prim(&frobenius)));
+            let __t60 = __t59 * frobenius;
+            __s48.push(__rt::shape_of(__rt::prim(&__t60)));
+            let __t61 = c_1 - __t60;
+            let __t62 = m as f64;
+            __s49.push(__rt::shape_of(__rt::prim(&sum_q[j_6])));
+            let __t63 = __t62 * sum_q[j_6];
+            __s50.push(__rt::shape_of(__rt::prim(&__t61)));
+            __s51.push(__rt::shape_of(__rt::prim(&__t63)));
+            let __t64 = __t61 + __t63;
+            __s52.push(__rt::shape_of(__rt::prim(&prior)));
+            __s53.push(__rt::shape_of(__rt::prim(&__t64)));
+            prior += __t64;
         }
-        let __it14 = ::core::iter::IntoIterator::into_iter(0..l_sz);
-        let __hint = ::core::iter::Iterator::size_hint(&__it14).0;
-        __s45.reserve(__hint);
-        __s46.reserve(__hint);
-        for t_4 in __it14 {
-            __ty14.tie(&t_4);
-            let __t53 = j_6 * l_sz;
-            let __t54 = __t53 + t_4;
-            let __t55 = j_6 * l_sz;
-            let __t56 = __t55 + t_4;
-            let __t57 = l[__t54] * l[__t56];
-            __s45.push(__rt::shape_of(__rt::prim(&frobenius)));
-            __s46.push(__rt::shape_of(__rt::prim(&__t57)));
-            frobenius += __t57;
-        }
-        let __t58 = 0.5 * gamma;
-        let __t59 = __t58 * gamma;
-        __s47.push(__rt::shape_of(__rt::prim(&frobenius)));
-        let __t60 = __t59 * frobenius;
-        __s48.push(__rt::shape_of(__rt::prim(&__t60)));
-        let __t61 = c_1 - __t60;
-        let __t62 = m as f64;
-        __s49.push(__rt::shape_of(__rt::prim(&sum_q[j_6])));
-        let __t63 = __t62 * sum_q[j_6];
-        __s50.push(__rt::shape_of(__rt::prim(&__t61)));
-        __s51.push(__rt::shape_of(__rt::prim(&__t63)));
-        let __t64 = __t61 + __t63;
-        __s52.push(__rt::shape_of(__rt::prim(&prior)));
-        __s53.push(__rt::shape_of(__rt::prim(&__t64)));
-        prior += __t64;
+        __s47.done();
+        __s48.done();
+        __s49.done();
+        __s50.done();
+        __s51.done();
+        __s52.done();
+        __s53.done();
     }
     let __s54 = __rt::shape_of(__rt::prim(&likelihood));
     let __s55 = __rt::shape_of(__rt::prim(&prior));

@@ -50,15 +50,19 @@ fn promoted_adjoint(
         __ty0.tie(&c);
         let __it1 = ::core::iter::IntoIterator::into_iter(c + 1..n);
         let __hint = ::core::iter::Iterator::size_hint(&__it1).0;
-        __s0.reserve(__hint);
-        __s1.reserve(__hint);
-        for r in __it1 {
-            __ty1.tie(&r);
-            let __t0 = y[r] * x[c];
-            let __t1 = __t0.sin();
-            __s0.push(__rt::shape_of(__rt::prim(&s)));
-            __s1.push(__rt::shape_of(__rt::prim(&__t1)));
-            s += __t1;
+        {
+            let mut __s0 = __rt::run(&mut __s0, __hint);
+            let mut __s1 = __rt::run(&mut __s1, __hint);
+            for r in __it1 {
+                __ty1.tie(&r);
+                let __t0 = y[r] * x[c];
+                let __t1 = __t0.sin();
+                __s0.push(__rt::shape_of(__rt::prim(&s)));
+                __s1.push(__rt::shape_of(__rt::prim(&__t1)));
+                s += __t1;
+            }
+            __s0.done();
+            __s1.done();
         }
         let mut __p0 = __rt::zero();
         let __n1 = __rt::trip_count(c + 1..n);

@@ -42,21 +42,27 @@ pub fn rnn_adjoint(
     let mut h = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(0..xs.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
-    __s0.reserve(__hint);
-    __s1.reserve(__hint);
-    __s2.reserve(__hint);
-    __s3.reserve(__hint);
-    for __i in __it0 {
-        __ty0.tie(&__i);
-        let x = xs[__i];
-        __s0.push(__rt::save_owned(__rt::prim(&h)));
-        let __t0 = w * h;
-        let __t1 = u * x;
-        __s1.push(__rt::shape_of(__rt::prim(&__t0)));
-        __s2.push(__rt::shape_of(__rt::prim(&__t1)));
-        let __t2 = __t0 + __t1;
-        h = __t2.tanh();
-        __s3.push(__rt::save_owned(__rt::prim(&h)));
+    {
+        let mut __s0 = __rt::run(&mut __s0, __hint);
+        let mut __s1 = __rt::run(&mut __s1, __hint);
+        let mut __s2 = __rt::run(&mut __s2, __hint);
+        let mut __s3 = __rt::run(&mut __s3, __hint);
+        for __i in __it0 {
+            __ty0.tie(&__i);
+            let x = xs[__i];
+            __s0.push(__rt::save_owned(__rt::prim(&h)));
+            let __t0 = w * h;
+            let __t1 = u * x;
+            __s1.push(__rt::shape_of(__rt::prim(&__t0)));
+            __s2.push(__rt::shape_of(__rt::prim(&__t1)));
+            let __t2 = __t0 + __t1;
+            h = __t2.tanh();
+            __s3.push(__rt::save_owned(__rt::prim(&h)));
+        }
+        __s0.done();
+        __s1.done();
+        __s2.done();
+        __s3.done();
     }
     let __t3 = h * h;
     let mut __seed = d_out;

@@ -106,22 +106,28 @@ fn saved_once_adjoint(
         }
         let __it1 = ::core::iter::IntoIterator::into_iter(0..3);
         let __hint = ::core::iter::Iterator::size_hint(&__it1).0;
-        __s12.reserve(__hint);
-        __s14.reserve(__hint);
-        __s15.reserve(__hint);
-        __o6.reserve(__hint);
-        for k in __it1 {
-            __ty1.tie(&k);
-            let __t9 = g * h;
-            let __t10 = k as f64;
-            __s12.push(__rt::shape_of(__rt::prim(&__t10)));
-            let __t11 = __t10 + w[2];
-            let __k13 = __rt::save_owned(__rt::prim(&__t9));
-            let __t12 = __t9 * __t11;
-            __s14.push(__rt::shape_of(__rt::prim(&total)));
-            __s15.push(__rt::shape_of(__rt::prim(&__t12)));
-            total += __t12;
-            __o6.push((__k13,));
+        {
+            let mut __o6 = __rt::run(&mut __o6, __hint);
+            let mut __s12 = __rt::run(&mut __s12, __hint);
+            let mut __s14 = __rt::run(&mut __s14, __hint);
+            let mut __s15 = __rt::run(&mut __s15, __hint);
+            for k in __it1 {
+                __ty1.tie(&k);
+                let __t9 = g * h;
+                let __t10 = k as f64;
+                __s12.push(__rt::shape_of(__rt::prim(&__t10)));
+                let __t11 = __t10 + w[2];
+                let __k13 = __rt::save_owned(__rt::prim(&__t9));
+                let __t12 = __t9 * __t11;
+                __s14.push(__rt::shape_of(__rt::prim(&total)));
+                __s15.push(__rt::shape_of(__rt::prim(&__t12)));
+                total += __t12;
+                __o6.push((__k13,));
+            }
+            __o6.done();
+            __s12.done();
+            __s14.done();
+            __s15.done();
         }
     }
     let mut __seed = d_out;

@@ -2078,6 +2078,28 @@ impl<'b> Gen<'b> {
             LoopHead::For { pat, iter, .. } => {
                 if stacks.is_empty() || !rev {
                     quote!(#pre #lab for #pat in #iter { #start #inner })
+                } else if self.counted.contains_key(&lp) {
+                    // A counted loop: its trip count is the range's exact
+                    // length, nothing leaves it early, and each of these
+                    // stacks is pushed at most once per iteration (by a
+                    // statement of the body itself). Each stack is shadowed by
+                    // a run of at most that many pushes (`__private::Run`),
+                    // ended after the loop.
+                    let pv = private();
+                    let mut runs = stacks.clone();
+                    runs.sort();
+                    runs.dedup();
+                    let it = format_ident!("__it{}", lp);
+                    quote!(
+                        #pre
+                        let #it = ::core::iter::IntoIterator::into_iter(#iter);
+                        let __hint = ::core::iter::Iterator::size_hint(&#it).0;
+                        {
+                            #(let mut #runs = #pv::run(&mut #runs, __hint);)*
+                            #lab for #pat in #it { #start #inner }
+                            #(#runs.done();)*
+                        }
+                    )
                 } else {
                     let it = format_ident!("__it{}", lp);
                     quote!(
