@@ -9,7 +9,7 @@
 //! Each test runs on its own thread (libtest), so it sees its own pool.
 
 use std::cell::Cell;
-use tapeless_runtime::__private::{pop, recycle, Stack};
+use tapeless_runtime::__private::{pop, recycle, run, Stack};
 use tapeless_runtime::tape_pool::{self, cached, MAX_BUFFERS, MAX_BYTES};
 
 /// Element counts: smaller under Miri, which is slow.
@@ -374,4 +374,83 @@ fn a_stack_may_outlive_the_borrows_it_held() {
     let v = [1.0f64, 2.0];
     s.push(&v);
     assert_eq!(pop(&mut s), &v);
+}
+
+/// A run (`__private::run`, what a counted loop pushes through) leaves the
+/// stack as the same pushes would: values in order, on top of what was
+/// there, fewer than its bound allowed, values that need drop dropped once.
+#[test]
+fn a_run_pushes_what_push_would() {
+    tape_pool::release();
+    let mut s = Stack::new();
+    s.push(-1.0f64);
+    let mut r = run(&mut s, 5);
+    for i in 0..5 {
+        r.push(i as f64);
+    }
+    r.done();
+    // A second run, bounded by 10, pushes 3 (a `continue` skipped the rest).
+    let mut r = run(&mut s, 10);
+    for i in 5..8 {
+        r.push(i as f64);
+    }
+    r.done();
+    for i in (0..8).rev() {
+        assert_eq!(pop(&mut s), i as f64);
+    }
+    assert_eq!(pop(&mut s), -1.0);
+    recycle(&mut s);
+    let before = drops();
+    let counted = |i: usize| Counted(i as u64, format!("{i}"));
+    let mut s = Stack::new();
+    let mut r = run(&mut s, 4);
+    for i in 0..4 {
+        r.push(counted(i));
+    }
+    r.done();
+    emptied(&mut s, 4, counted);
+    assert_eq!(drops() - before, 8, "each popped value and its comparand");
+    // Zero-sized values keep no buffer, through a run as through push.
+    let mut z = Stack::new();
+    let mut r = run(&mut z, 3);
+    for _ in 0..3 {
+        r.push(());
+    }
+    r.done();
+    for _ in 0..3 {
+        pop(&mut z);
+    }
+    tape_pool::release();
+}
+
+/// A push past the run's bound panics instead of writing past the room the
+/// run made.
+#[test]
+#[should_panic(expected = "more values than its trip count")]
+fn a_run_past_its_bound_panics() {
+    let mut s = Stack::new();
+    let mut r = run(&mut s, 2);
+    for i in 0..3 {
+        r.push(i as f64);
+    }
+    r.done();
+}
+
+/// A run cut short by a panic leaves the stack as it was before the run:
+/// its length is only set by `done`.
+#[test]
+fn a_run_cut_short_leaves_the_stack_as_it_was() {
+    let mut s = Stack::new();
+    s.push(7.0f64);
+    let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut r = run(&mut s, 4);
+        r.push(1.0);
+        r.push(2.0);
+        panic!("cut short");
+    }));
+    assert!(cut.is_err());
+    s.push(8.0);
+    assert_eq!(pop(&mut s), 8.0);
+    assert_eq!(pop(&mut s), 7.0);
+    recycle(&mut s);
 }
