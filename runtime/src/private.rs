@@ -344,8 +344,8 @@ impl<T> Pop<T> for Stack<T> {
 /// loop starts, and a push compares its count with `n`, a bound the loop does
 /// not change, where `Stack::push` compares the length with a capacity that
 /// its growth path may change: the compiler keeps the count in a register and
-/// can often drop the check (GMM's fused point loop: the pushes of `xc[t]` and
-/// `qxc[t]` took 13 % of the gradient). The generated loop shadows the stack
+/// can often drop the check (GMM's gradient, whose fused point loop pushes
+/// `xc[t]` and `qxc[t]` per element: 905 → 837 µs). The generated loop shadows the stack
 /// with its run (`let mut __s3 = __private::run(&mut __s3, n);`) and ends it
 /// with [`Run::done`], which hands the values to the stack.
 ///

@@ -297,6 +297,16 @@ struct Gathered {
 }
 
 impl Gathered {
+    /// Each corner's weights for the gathered bones and rest position, the
+    /// arguments of [`skinned`] after `transforms`.
+    fn corners(&self) -> impl Iterator<Item = (&[f64], &[f64])> {
+        let nb = self.bones.len();
+        self.positions
+            .chunks_exact(4)
+            .enumerate()
+            .map(move |(c, position)| (&self.weights[c * nb..(c + 1) * nb], position))
+    }
+
     /// Gathers point `i` of `model` from the bone transforms `t`.
     fn point(&mut self, model: &Model, t: &[f64], simple: bool, i: usize) {
         let c = model.correspondences[i];
@@ -382,12 +392,11 @@ impl Ht {
         for i in 0..m.correspondences.len() {
             g.point(m, &t, self.us.is_empty(), i);
             let mut corners = [0.0; 9];
-            let nb = g.bones.len();
-            for c in 0..g.positions.len() / 4 {
+            for (c, (weights, position)) in g.corners().enumerate() {
                 corners[c * 3..c * 3 + 3].copy_from_slice(&skinned(
                     &g.transforms,
-                    &g.weights[c * nb..(c + 1) * nb],
-                    &g.positions[c * 4..c * 4 + 4],
+                    weights,
+                    position,
                 ));
             }
             err.extend(point_error(
@@ -461,13 +470,8 @@ impl Ht {
             // compression, see `skinned`)
             let mut corners = [0.0; 9];
             d_skinned.clear();
-            for c in 0..g.positions.len() / 4 {
-                let (p, d_t) = skinned_adjoint(
-                    &g.transforms,
-                    &g.weights[c * nb..(c + 1) * nb],
-                    &g.positions[c * 4..c * 4 + 4],
-                    [1.0; 3],
-                );
+            for (c, (weights, position)) in g.corners().enumerate() {
+                let (p, d_t) = skinned_adjoint(&g.transforms, weights, position, [1.0; 3]);
                 corners[c * 3..c * 3 + 3].copy_from_slice(&p);
                 d_skinned.push(d_t);
             }
