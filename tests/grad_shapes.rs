@@ -55,6 +55,105 @@ fn triangle(x: &[f64], w: &[f64]) -> f64 {
     s
 }
 
+/// Σ_p Σ_t y_t² with b = sin((p + 1) x), y_r = b_r + Σ_{c<r} l_rc b_c (`l`
+/// packed column by column), for p = 0, 1: whatever the code says; the
+/// oracle is FD. `b` is overwritten by each pass, so the inner loop's read
+/// of `b[c]`, the same in all its iterations, is saved once per run of it
+/// (pushed before it when its range is not empty: never for the last
+/// column), and that push is itself one per iteration of the column loop.
+#[differentiable(wrt(x, l))]
+fn hoisted_counted(x: &[f64], l: &[f64]) -> f64 {
+    let d = x.len();
+    let mut b = vec![0.0; d];
+    let mut y = vec![0.0; d];
+    let mut total = 0.0;
+    for p in 0..2 {
+        for t in 0..d {
+            b[t] = (x[t] * (p as f64 + 1.0)).sin();
+            y[t] = b[t];
+        }
+        let mut li = 0;
+        for c in 0..d {
+            for r in c + 1..d {
+                y[r] += l[li] * b[c];
+                li += 1;
+            }
+        }
+        for t in 0..d {
+            total += y[t] * y[t];
+        }
+    }
+    total
+}
+
+/// As `hoisted_counted`, with the hoisted read's loop in a branch (only even
+/// columns), the column loop left early by a `break` (so it is not counted),
+/// and one more hoisted read in a loop at the top of the function.
+#[differentiable(wrt(x, l))]
+fn hoisted_branch_break(x: &[f64], l: &[f64]) -> f64 {
+    let d = x.len();
+    let mut b = vec![0.0; d];
+    let mut y = vec![0.0; d];
+    let mut total = 0.0;
+    for p in 0..2 {
+        for t in 0..d {
+            b[t] = (x[t] * (p as f64 + 1.0)).sin();
+            y[t] = b[t];
+        }
+        let mut li = 0;
+        for c in 0..d {
+            if b[c] > 0.95 {
+                break;
+            }
+            if c % 2 == 0 {
+                for r in c + 1..d {
+                    y[r] += l[li] * b[c];
+                    li += 1;
+                }
+            }
+        }
+        for t in 0..d {
+            total += y[t] * y[t];
+        }
+    }
+    for r in 1..d {
+        total += l[r] * b[0] * y[r];
+    }
+    b[0] = 0.0;
+    total + b[0]
+}
+
+#[test]
+fn hoisted_reads() {
+    let x = [0.3, -1.2, 0.8, 2.0, -0.4];
+    let l = [0.5, -0.7, 0.2, 0.9, -0.3, 0.4, 0.8, -0.6, 0.1, 0.7];
+    let p = [&x[..], &l[..]].concat();
+    check(
+        "hoisted_counted",
+        |p| hoisted_counted(&p[..5], &p[5..]),
+        |p| {
+            let (v, (dx, dl)) = hoisted_counted_grad(&p[..5], &p[5..]);
+            (v, [dx, dl].concat())
+        },
+        &p,
+    );
+    // x[2] = 1.35 makes sin(2 x[2]) < 0.95 < sin(x[2]): the first pass stops
+    // at column 2, the second runs to the end.
+    for x2 in [0.8, 1.35] {
+        let mut p = p.clone();
+        p[2] = x2;
+        check(
+            "hoisted_branch_break",
+            |p| hoisted_branch_break(&p[..5], &p[5..]),
+            |p| {
+                let (v, (dx, dl)) = hoisted_branch_break_grad(&p[..5], &p[5..]);
+                (v, [dx, dl].concat())
+            },
+            &p,
+        );
+    }
+}
+
 #[test]
 fn triangular_counted_loops() {
     let x = [0.3, -1.2, 0.8, 2.0, -0.4];

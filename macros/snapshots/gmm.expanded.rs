@@ -267,30 +267,33 @@ fn gmm_adjoint(
                         __s5.done();
                     }
                     let mut li = j_1 * l_sz;
-                    for c in 0..d {
-                        __ty5.tie(&c);
-                        let mut __f6 = true;
-                        let __it6 = ::core::iter::IntoIterator::into_iter(c + 1..d);
-                        let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
-                        {
-                            let mut __s7 = __rt::run(&mut __s7, __hint);
-                            let mut __s8 = __rt::run(&mut __s8, __hint);
-                            for r in __it6 {
-                                __ty6.tie(&r);
-                                let __first6 = __f6;
-                                __f6 = false;
-                                if __first6 {
-                                    __s6.push(__rt::save_owned(__rt::prim(&xc[c])));
-                                }
-                                let __t17 = l[li] * xc[c];
-                                __s7.push(__rt::shape_of(__rt::prim(&qxc[r])));
-                                __s8.push(__rt::shape_of(__rt::prim(&__t17)));
-                                qxc[r] += __t17;
-                                li += 1;
+                    let __it5 = ::core::iter::IntoIterator::into_iter(0..d);
+                    let __hint = ::core::iter::Iterator::size_hint(&__it5).0;
+                    {
+                        let mut __s6 = __rt::run(&mut __s6, __hint);
+                        for c in __it5 {
+                            __ty5.tie(&c);
+                            let __it6 = ::core::iter::IntoIterator::into_iter(c + 1..d);
+                            let __hint = ::core::iter::Iterator::size_hint(&__it6).0;
+                            if __hint > 0 {
+                                __s6.push(__rt::save_owned(__rt::prim(&xc[c])));
                             }
-                            __s7.done();
-                            __s8.done();
+                            {
+                                let mut __s7 = __rt::run(&mut __s7, __hint);
+                                let mut __s8 = __rt::run(&mut __s8, __hint);
+                                for r in __it6 {
+                                    __ty6.tie(&r);
+                                    let __t17 = l[li] * xc[c];
+                                    __s7.push(__rt::shape_of(__rt::prim(&qxc[r])));
+                                    __s8.push(__rt::shape_of(__rt::prim(&__t17)));
+                                    qxc[r] += __t17;
+                                    li += 1;
+                                }
+                                __s7.done();
+                                __s8.done();
+                            }
                         }
+                        __s6.done();
                     }
                     let mut sq = 0.0;
                     let __it7 = ::core::iter::IntoIterator::into_iter(0..d);

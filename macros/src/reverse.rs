@@ -116,6 +116,11 @@ pub struct Gen<'b> {
     /// Reads saved once per loop execution (`hoist_loop`): their stack and the
     /// binding that holds the popped value in the reverse sweep.
     hoisted: HashMap<LoopId, Vec<(Ident, Ident)>>,
+    /// The pushes of a counted loop's hoisted reads, emitted before the loop
+    /// (when its trip count is not zero) instead of in its first iteration.
+    hoisted_pushes: HashMap<LoopId, Vec<TokenStream>>,
+    /// The region of the statement `forward_loop` is emitting.
+    loop_stmt_region: RegionId,
     /// Adjoint elements accumulated in a local while the reverse sweep of a
     /// loop runs (`promotable`), by the place's text: the local's name.
     promoted: HashMap<String, Ident>,
@@ -294,6 +299,8 @@ impl<'b> Gen<'b> {
             last_write_top: vec![0; body.vars.len()],
             cur_top: 0,
             hoisted: HashMap::new(),
+            hoisted_pushes: HashMap::new(),
+            loop_stmt_region: 0,
             promoted: HashMap::new(),
             n_promoted: 0,
             fused: None,
@@ -1415,23 +1422,29 @@ impl<'b> Gen<'b> {
                 self.top.push(quote!(let mut #slot = #pv::Stack::new();));
                 self.stacks.push(slot.clone());
                 let n = format_ident!("__n{}", lp);
-                let first = if self.counted.contains_key(&lp) {
-                    let f = format_ident!("__first{}", lp);
-                    quote!(#f)
-                } else if self.body.loops[lp].outer.is_empty() {
-                    quote!(#n == 1)
-                } else {
-                    let kn = format_ident!("__kn{}", lp);
-                    quote!(#n[#kn] == 1)
-                };
                 self.hoisted
                     .entry(lp)
                     .or_default()
                     .push((slot.clone(), hold.clone()));
-                (
-                    quote!(if #first { #slot.push(#saved); }),
-                    Some(quote!(let #slot = #pv::held(&#hold);)),
-                )
+                let save = if self.counted.contains_key(&lp) {
+                    // Pushed before the loop (`forward_loop`): what it reads
+                    // is not written in the loop, and a counted loop's first
+                    // iteration reaches the read when there is one.
+                    self.hoisted_pushes
+                        .entry(lp)
+                        .or_default()
+                        .push(quote!(#slot.push(#saved);));
+                    quote!()
+                } else {
+                    let first = if self.body.loops[lp].outer.is_empty() {
+                        quote!(#n == 1)
+                    } else {
+                        let kn = format_ident!("__kn{}", lp);
+                        quote!(#n[#kn] == 1)
+                    };
+                    quote!(if #first { #slot.push(#saved); })
+                };
+                (save, Some(quote!(let #slot = #pv::held(&#hold);)))
             } else if in_top {
                 (quote!(let #slot = #saved;), None)
             } else if self.body.regions[region].loop_depth == 0 {
@@ -1903,7 +1916,10 @@ impl<'b> Gen<'b> {
                 head,
                 body,
                 label,
-            } => self.forward_loop(*id, *lp, head, body, label.as_ref()),
+            } => {
+                self.loop_stmt_region = region;
+                self.forward_loop(*id, *lp, head, body, label.as_ref())
+            }
             Stmt::Break(e, lp) => {
                 let rec = if self.an.loop_rev[*lp] {
                     let n = (*e + 1) as u32;
@@ -1976,6 +1992,7 @@ impl<'b> Gen<'b> {
         body: &Block,
         label: Option<&syn::Lifetime>,
     ) -> TokenStream {
+        let stmt_region = self.loop_stmt_region;
         let rev = self.an.loop_rev[lp];
         let info = &self.body.loops[lp];
         let nested = !info.outer.is_empty();
@@ -2023,12 +2040,24 @@ impl<'b> Gen<'b> {
             }
         }
         let mut inner = self.forward_block(body);
-        if counted && self.hoisted.get(&lp).is_some_and(|h| !h.is_empty()) {
-            // Values saved once per loop run are saved on its first iteration.
-            let (f, first) = (format_ident!("__f{}", lp), format_ident!("__first{}", lp));
-            pre.extend(quote!(let mut #f = true;));
-            start.extend(quote!(let #first = #f; #f = false;));
+        // Values a counted loop saves once per run, pushed before it when it
+        // runs at all (after its range is evaluated: `__hint` is its trip count).
+        let hoisted = self.hoisted_pushes.remove(&lp).unwrap_or_default();
+        if !hoisted.is_empty() {
+            // Pushed at most once per execution of the loop statement, so at
+            // most once per iteration of a loop whose body holds it.
+            let slots: Vec<Ident> = self.hoisted[&lp].iter().map(|(s, _)| s.clone()).collect();
+            self.region_stacks
+                .entry(stmt_region)
+                .or_default()
+                .extend(slots);
         }
+        let has_hoisted = !hoisted.is_empty();
+        let hoisted = if has_hoisted {
+            quote!(if __hint > 0 { #(#hoisted)* })
+        } else {
+            quote!()
+        };
         if rev {
             // Rewound counters of this body: their value at the end of the iteration.
             let pv = private();
@@ -2076,9 +2105,13 @@ impl<'b> Gen<'b> {
         }
         match head {
             LoopHead::For { pat, iter, .. } => {
-                if stacks.is_empty() || !rev {
+                if (stacks.is_empty() && !has_hoisted) || !rev {
+                    debug_assert!(
+                        !has_hoisted,
+                        "a hoisted read in a loop without a reverse sweep"
+                    );
                     quote!(#pre #lab for #pat in #iter { #start #inner })
-                } else if self.counted.contains_key(&lp) {
+                } else if counted {
                     // A counted loop: its trip count is the range's exact
                     // length, nothing leaves it early, and each of these
                     // stacks is pushed at most once per iteration (by a
@@ -2094,6 +2127,7 @@ impl<'b> Gen<'b> {
                         #pre
                         let #it = ::core::iter::IntoIterator::into_iter(#iter);
                         let __hint = ::core::iter::Iterator::size_hint(&#it).0;
+                        #hoisted
                         {
                             #(let mut #runs = #pv::run(&mut #runs, __hint);)*
                             #lab for #pat in #it { #start #inner }
