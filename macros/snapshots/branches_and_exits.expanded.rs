@@ -44,7 +44,7 @@ pub fn clipped_sum_adjoint(
     let mut __c0 = ::std::vec::Vec::new();
     let __ty0 = __rt::ItemType::new();
     let mut __s0 = __rt::Stack::new();
-    let mut __s1 = __rt::Stack::new();
+    let mut __o4 = __rt::Stack::new();
     let mut __s2 = __rt::Stack::new();
     let mut __s3 = __rt::Stack::new();
     let mut __s4 = __rt::Stack::new();
@@ -71,8 +71,9 @@ pub fn clipped_sum_adjoint(
             __s0.push(__rt::save(&__t1));
             if __t1 {
                 let __t2 = x[i].sqrt();
-                __s1.push(__rt::save_owned(__rt::prim(&__t2)));
+                let __k1 = __rt::save_owned(__rt::prim(&__t2));
                 y = __t2;
+                __o4.push((__k1,));
             } else {
                 let __t3 = x[i] * x[i];
                 y = __t3;
@@ -116,10 +117,10 @@ pub fn clipped_sum_adjoint(
             __rt::acc(&mut __d_y, __rt::rules::AddOp::d_rhs(&__s2, &__s3, &__g1));
             let __s0 = __rt::pop(&mut __s0);
             if __s0 {
+                let (__s1,) = __rt::pop(&mut __o4);
                 let mut __dt2 = __rt::zero();
                 let __g2 = __rt::take(&mut __d_y);
                 __rt::acc(&mut __dt2, __g2);
-                let __s1 = __rt::pop(&mut __s1);
                 __rt::acc(
                     &mut (*__rt::elem_in(&mut __d_x, i)),
                     __rt::rules::Sqrt::d_x(__rt::prim(&__s1), &__dt2),
@@ -148,7 +149,7 @@ pub fn clipped_sum_adjoint(
         }
     }
     __rt::recycle(&mut __s0);
-    __rt::recycle(&mut __s1);
+    __rt::recycle(&mut __o4);
     __rt::recycle(&mut __s2);
     __rt::recycle(&mut __s3);
     __rt::recycle(&mut __s4);

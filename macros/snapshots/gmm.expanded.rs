@@ -119,66 +119,35 @@ fn gmm_adjoint(
     let _ = gmm;
     let __ty0 = __rt::ItemType::new();
     let __ty1 = __rt::ItemType::new();
-    let mut __s0 = __rt::Stack::new();
-    let mut __s1 = __rt::Stack::new();
-    let mut __s2 = __rt::Stack::new();
+    let mut __o2 = __rt::Stack::new();
     let __ty2 = __rt::ItemType::new();
     let __ty3 = __rt::ItemType::new();
     let __ty4 = __rt::ItemType::new();
-    let mut __s3 = __rt::Stack::new();
-    let mut __s4 = __rt::Stack::new();
-    let mut __s5 = __rt::Stack::new();
+    let mut __o5 = __rt::Stack::new();
     let __ty5 = __rt::ItemType::new();
     let __ty6 = __rt::ItemType::new();
     let mut __s6 = __rt::Stack::new();
-    let mut __s7 = __rt::Stack::new();
-    let mut __s8 = __rt::Stack::new();
+    let mut __o7 = __rt::Stack::new();
     let __ty7 = __rt::ItemType::new();
-    let mut __s9 = __rt::Stack::new();
-    let mut __s10 = __rt::Stack::new();
-    let mut __s11 = __rt::Stack::new();
-    let mut __s12 = __rt::Stack::new();
-    let mut __s13 = __rt::Stack::new();
+    let mut __o8 = __rt::Stack::new();
     let __lit0 = 0.5;
-    let mut __s14 = __rt::Stack::new();
-    let mut __s15 = __rt::Stack::new();
-    let mut __s16 = __rt::Stack::new();
+    let mut __o4 = __rt::Stack::new();
     let mut __s17 = __rt::Stack::new();
     let __ty8 = __rt::ItemType::new();
-    let mut __s18 = __rt::Stack::new();
+    let mut __o9 = __rt::Stack::new();
     let __ty9 = __rt::ItemType::new();
-    let mut __s19 = __rt::Stack::new();
-    let mut __s20 = __rt::Stack::new();
-    let mut __s22 = __rt::Stack::new();
-    let mut __s23 = __rt::Stack::new();
     let mut __o12 = __rt::Stack::new();
-    let mut __s24 = __rt::Stack::new();
-    let mut __s25 = __rt::Stack::new();
-    let mut __s26 = __rt::Stack::new();
-    let mut __s27 = __rt::Stack::new();
-    let mut __s28 = __rt::Stack::new();
+    let mut __o3 = __rt::Stack::new();
     let __ty10 = __rt::ItemType::new();
-    let mut __s29 = __rt::Stack::new();
+    let mut __o13 = __rt::Stack::new();
     let __ty11 = __rt::ItemType::new();
-    let mut __s30 = __rt::Stack::new();
-    let mut __s31 = __rt::Stack::new();
-    let mut __s33 = __rt::Stack::new();
-    let mut __s34 = __rt::Stack::new();
     let mut __o16 = __rt::Stack::new();
     let __ty12 = __rt::ItemType::new();
     let __ty13 = __rt::ItemType::new();
-    let mut __s43 = __rt::Stack::new();
-    let mut __s44 = __rt::Stack::new();
+    let mut __o18 = __rt::Stack::new();
     let __ty14 = __rt::ItemType::new();
-    let mut __s45 = __rt::Stack::new();
-    let mut __s46 = __rt::Stack::new();
-    let mut __s47 = __rt::Stack::new();
-    let mut __s48 = __rt::Stack::new();
-    let mut __s49 = __rt::Stack::new();
-    let mut __s50 = __rt::Stack::new();
-    let mut __s51 = __rt::Stack::new();
-    let mut __s52 = __rt::Stack::new();
-    let mut __s53 = __rt::Stack::new();
+    let mut __o19 = __rt::Stack::new();
+    let mut __o17 = __rt::Stack::new();
     let k = alpha.len();
     let __t0 = means.len();
     let d = __t0 / k;
@@ -195,9 +164,7 @@ fn gmm_adjoint(
         let __it1 = ::core::iter::IntoIterator::into_iter(0..d);
         let __hint = ::core::iter::Iterator::size_hint(&__it1).0;
         {
-            let mut __s0 = __rt::run(&mut __s0, __hint);
-            let mut __s1 = __rt::run(&mut __s1, __hint);
-            let mut __s2 = __rt::run(&mut __s2, __hint);
+            let mut __o2 = __rt::run(&mut __o2, __hint);
             for t in __it1 {
                 __ty1.tie(&t);
                 let __t5 = j * d;
@@ -205,16 +172,15 @@ fn gmm_adjoint(
                 let __t7 = j * d;
                 let __t8 = __t7 + t;
                 qdiag[__t6] = q[__t8].exp();
-                __s0.push(__rt::save_owned(__rt::prim(&qdiag[__t6])));
+                let __k0 = __rt::save_owned(__rt::prim(&qdiag[__t6]));
                 let __t9 = j * d;
                 let __t10 = __t9 + t;
-                __s1.push(__rt::shape_of(__rt::prim(&sum_q[j])));
-                __s2.push(__rt::shape_of(__rt::prim(&q[__t10])));
+                let __k1 = __rt::shape_of(__rt::prim(&sum_q[j]));
+                let __k2 = __rt::shape_of(__rt::prim(&q[__t10]));
                 sum_q[j] += q[__t10];
+                __o2.push((__k0, __k1, __k2));
             }
-            __s0.done();
-            __s1.done();
-            __s2.done();
+            __o2.done();
         }
     }
     let mut xc = ::std::vec![0.0; d];
@@ -224,47 +190,36 @@ fn gmm_adjoint(
     let __it2 = ::core::iter::IntoIterator::into_iter(0..n);
     let __hint = ::core::iter::Iterator::size_hint(&__it2).0;
     {
-        let mut __s24 = __rt::run(&mut __s24, __hint);
-        let mut __s25 = __rt::run(&mut __s25, __hint);
-        let mut __s26 = __rt::run(&mut __s26, __hint);
-        let mut __s27 = __rt::run(&mut __s27, __hint);
-        let mut __s28 = __rt::run(&mut __s28, __hint);
+        let mut __o3 = __rt::run(&mut __o3, __hint);
         for i in __it2 {
             __ty2.tie(&i);
             let __it3 = ::core::iter::IntoIterator::into_iter(0..k);
             let __hint = ::core::iter::Iterator::size_hint(&__it3).0;
             {
-                let mut __s12 = __rt::run(&mut __s12, __hint);
-                let mut __s13 = __rt::run(&mut __s13, __hint);
-                let mut __s14 = __rt::run(&mut __s14, __hint);
-                let mut __s15 = __rt::run(&mut __s15, __hint);
-                let mut __s16 = __rt::run(&mut __s16, __hint);
+                let mut __o4 = __rt::run(&mut __o4, __hint);
                 let mut __s17 = __rt::run(&mut __s17, __hint);
                 for j_1 in __it3 {
                     __ty3.tie(&j_1);
                     let __it4 = ::core::iter::IntoIterator::into_iter(0..d);
                     let __hint = ::core::iter::Iterator::size_hint(&__it4).0;
                     {
-                        let mut __s3 = __rt::run(&mut __s3, __hint);
-                        let mut __s4 = __rt::run(&mut __s4, __hint);
-                        let mut __s5 = __rt::run(&mut __s5, __hint);
+                        let mut __o5 = __rt::run(&mut __o5, __hint);
                         for t_1 in __it4 {
                             __ty4.tie(&t_1);
                             let __t11 = i * d;
                             let __t12 = __t11 + t_1;
                             let __t13 = j_1 * d;
                             let __t14 = __t13 + t_1;
-                            __s3.push(__rt::shape_of(__rt::prim(&x[__t12])));
-                            __s4.push(__rt::shape_of(__rt::prim(&means[__t14])));
+                            let __k3 = __rt::shape_of(__rt::prim(&x[__t12]));
+                            let __k4 = __rt::shape_of(__rt::prim(&means[__t14]));
                             xc[t_1] = x[__t12] - means[__t14];
                             let __t15 = j_1 * d;
                             let __t16 = __t15 + t_1;
-                            __s5.push(__rt::save_owned(__rt::prim(&xc[t_1])));
+                            let __k5 = __rt::save_owned(__rt::prim(&xc[t_1]));
                             qxc[t_1] = qdiag[__t16] * xc[t_1];
+                            __o5.push((__k3, __k4, __k5));
                         }
-                        __s3.done();
-                        __s4.done();
-                        __s5.done();
+                        __o5.done();
                     }
                     let mut li = j_1 * l_sz;
                     let __it5 = ::core::iter::IntoIterator::into_iter(0..d);
@@ -279,18 +234,17 @@ fn gmm_adjoint(
                                 __s6.push(__rt::save_owned(__rt::prim(&xc[c])));
                             }
                             {
-                                let mut __s7 = __rt::run(&mut __s7, __hint);
-                                let mut __s8 = __rt::run(&mut __s8, __hint);
+                                let mut __o7 = __rt::run(&mut __o7, __hint);
                                 for r in __it6 {
                                     __ty6.tie(&r);
                                     let __t17 = l[li] * xc[c];
-                                    __s7.push(__rt::shape_of(__rt::prim(&qxc[r])));
-                                    __s8.push(__rt::shape_of(__rt::prim(&__t17)));
+                                    let __k7 = __rt::shape_of(__rt::prim(&qxc[r]));
+                                    let __k8 = __rt::shape_of(__rt::prim(&__t17));
                                     qxc[r] += __t17;
                                     li += 1;
+                                    __o7.push((__k7, __k8));
                                 }
-                                __s7.done();
-                                __s8.done();
+                                __o7.done();
                             }
                         }
                         __s6.done();
@@ -299,136 +253,113 @@ fn gmm_adjoint(
                     let __it7 = ::core::iter::IntoIterator::into_iter(0..d);
                     let __hint = ::core::iter::Iterator::size_hint(&__it7).0;
                     {
-                        let mut __s10 = __rt::run(&mut __s10, __hint);
-                        let mut __s11 = __rt::run(&mut __s11, __hint);
-                        let mut __s9 = __rt::run(&mut __s9, __hint);
+                        let mut __o8 = __rt::run(&mut __o8, __hint);
                         for t_2 in __it7 {
                             __ty7.tie(&t_2);
-                            __s9.push(__rt::save_owned(__rt::prim(&qxc[t_2])));
+                            let __k9 = __rt::save_owned(__rt::prim(&qxc[t_2]));
                             let __t18 = qxc[t_2] * qxc[t_2];
-                            __s10.push(__rt::shape_of(__rt::prim(&sq)));
-                            __s11.push(__rt::shape_of(__rt::prim(&__t18)));
+                            let __k10 = __rt::shape_of(__rt::prim(&sq));
+                            let __k11 = __rt::shape_of(__rt::prim(&__t18));
                             sq += __t18;
+                            __o8.push((__k9, __k10, __k11));
                         }
-                        __s10.done();
-                        __s11.done();
-                        __s9.done();
+                        __o8.done();
                     }
-                    __s12.push(__rt::shape_of(__rt::prim(&alpha[j_1])));
-                    __s13.push(__rt::shape_of(__rt::prim(&sum_q[j_1])));
+                    let __k12 = __rt::shape_of(__rt::prim(&alpha[j_1]));
+                    let __k13 = __rt::shape_of(__rt::prim(&sum_q[j_1]));
                     let __t19 = alpha[j_1] + sum_q[j_1];
-                    __s14.push(__rt::shape_of(__rt::prim(&sq)));
+                    let __k14 = __rt::shape_of(__rt::prim(&sq));
                     let __t20 = __lit0 * sq;
-                    __s15.push(__rt::shape_of(__rt::prim(&__t19)));
-                    __s16.push(__rt::shape_of(__rt::prim(&__t20)));
+                    let __k15 = __rt::shape_of(__rt::prim(&__t19));
+                    let __k16 = __rt::shape_of(__rt::prim(&__t20));
                     beta[j_1] = __t19 - __t20;
+                    __o4.push((__k12, __k13, __k14, __k15, __k16));
                     __s17.push(li);
                 }
-                __s12.done();
-                __s13.done();
-                __s14.done();
-                __s15.done();
-                __s16.done();
+                __o4.done();
                 __s17.done();
             }
             let mut mx = beta[0];
             let __it8 = ::core::iter::IntoIterator::into_iter(1..k);
             let __hint = ::core::iter::Iterator::size_hint(&__it8).0;
             {
-                let mut __s18 = __rt::run(&mut __s18, __hint);
+                let mut __o9 = __rt::run(&mut __o9, __hint);
                 for j_2 in __it8 {
                     __ty8.tie(&j_2);
                     let __t21 = beta[j_2] > mx;
-                    __s18.push(__rt::save(&__t21));
+                    let __k18 = __rt::save(&__t21);
                     if __t21 {
                         mx = beta[j_2];
                     }
+                    __o9.push((__k18,));
                 }
-                __s18.done();
+                __o9.done();
             }
             let mut se = 0.0;
             let __it9 = ::core::iter::IntoIterator::into_iter(0..k);
             let __hint = ::core::iter::Iterator::size_hint(&__it9).0;
             {
                 let mut __o12 = __rt::run(&mut __o12, __hint);
-                let mut __s19 = __rt::run(&mut __s19, __hint);
-                let mut __s20 = __rt::run(&mut __s20, __hint);
-                let mut __s22 = __rt::run(&mut __s22, __hint);
-                let mut __s23 = __rt::run(&mut __s23, __hint);
                 for j_3 in __it9 {
                     __ty9.tie(&j_3);
-                    __s19.push(__rt::shape_of(__rt::prim(&beta[j_3])));
-                    __s20.push(__rt::shape_of(__rt::prim(&mx)));
+                    let __k19 = __rt::shape_of(__rt::prim(&beta[j_3]));
+                    let __k20 = __rt::shape_of(__rt::prim(&mx));
                     let __t22 = beta[j_3] - mx;
                     let __t23 = __t22.exp();
                     let __k21 = __rt::save_owned(__rt::prim(&__t23));
-                    __s22.push(__rt::shape_of(__rt::prim(&se)));
-                    __s23.push(__rt::shape_of(__rt::prim(&__t23)));
+                    let __k22 = __rt::shape_of(__rt::prim(&se));
+                    let __k23 = __rt::shape_of(__rt::prim(&__t23));
                     se += __t23;
-                    __o12.push((__k21,));
+                    __o12.push((__k19, __k20, __k21, __k22, __k23));
                 }
                 __o12.done();
-                __s19.done();
-                __s20.done();
-                __s22.done();
-                __s23.done();
             }
-            __s24.push(__rt::save_owned(__rt::prim(&se)));
+            let __k24 = __rt::save_owned(__rt::prim(&se));
             let __t24 = se.ln();
-            __s25.push(__rt::shape_of(__rt::prim(&mx)));
-            __s26.push(__rt::shape_of(__rt::prim(&__t24)));
+            let __k25 = __rt::shape_of(__rt::prim(&mx));
+            let __k26 = __rt::shape_of(__rt::prim(&__t24));
             let __t25 = mx + __t24;
-            __s27.push(__rt::shape_of(__rt::prim(&slse)));
-            __s28.push(__rt::shape_of(__rt::prim(&__t25)));
+            let __k27 = __rt::shape_of(__rt::prim(&slse));
+            let __k28 = __rt::shape_of(__rt::prim(&__t25));
             slse += __t25;
+            __o3.push((__k24, __k25, __k26, __k27, __k28));
         }
-        __s24.done();
-        __s25.done();
-        __s26.done();
-        __s27.done();
-        __s28.done();
+        __o3.done();
     }
     let mut amax = alpha[0];
     let __it10 = ::core::iter::IntoIterator::into_iter(1..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it10).0;
     {
-        let mut __s29 = __rt::run(&mut __s29, __hint);
+        let mut __o13 = __rt::run(&mut __o13, __hint);
         for j_4 in __it10 {
             __ty10.tie(&j_4);
             let __t26 = alpha[j_4] > amax;
-            __s29.push(__rt::save(&__t26));
+            let __k29 = __rt::save(&__t26);
             if __t26 {
                 amax = alpha[j_4];
             }
+            __o13.push((__k29,));
         }
-        __s29.done();
+        __o13.done();
     }
     let mut asum = 0.0;
     let __it11 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it11).0;
     {
         let mut __o16 = __rt::run(&mut __o16, __hint);
-        let mut __s30 = __rt::run(&mut __s30, __hint);
-        let mut __s31 = __rt::run(&mut __s31, __hint);
-        let mut __s33 = __rt::run(&mut __s33, __hint);
-        let mut __s34 = __rt::run(&mut __s34, __hint);
         for j_5 in __it11 {
             __ty11.tie(&j_5);
-            __s30.push(__rt::shape_of(__rt::prim(&alpha[j_5])));
-            __s31.push(__rt::shape_of(__rt::prim(&amax)));
+            let __k30 = __rt::shape_of(__rt::prim(&alpha[j_5]));
+            let __k31 = __rt::shape_of(__rt::prim(&amax));
             let __t27 = alpha[j_5] - amax;
             let __t28 = __t27.exp();
             let __k32 = __rt::save_owned(__rt::prim(&__t28));
-            __s33.push(__rt::shape_of(__rt::prim(&asum)));
-            __s34.push(__rt::shape_of(__rt::prim(&__t28)));
+            let __k33 = __rt::shape_of(__rt::prim(&asum));
+            let __k34 = __rt::shape_of(__rt::prim(&__t28));
             asum += __t28;
-            __o16.push((__k32,));
+            __o16.push((__k30, __k31, __k32, __k33, __k34));
         }
         __o16.done();
-        __s30.done();
-        __s31.done();
-        __s33.done();
-        __s34.done();
     }
     let __t29 = asum.ln();
     let __s35 = __rt::shape_of(__rt::prim(&amax));
@@ -466,21 +397,14 @@ fn gmm_adjoint(
     let __it12 = ::core::iter::IntoIterator::into_iter(0..k);
     let __hint = ::core::iter::Iterator::size_hint(&__it12).0;
     {
-        let mut __s47 = __rt::run(&mut __s47, __hint);
-        let mut __s48 = __rt::run(&mut __s48, __hint);
-        let mut __s49 = __rt::run(&mut __s49, __hint);
-        let mut __s50 = __rt::run(&mut __s50, __hint);
-        let mut __s51 = __rt::run(&mut __s51, __hint);
-        let mut __s52 = __rt::run(&mut __s52, __hint);
-        let mut __s53 = __rt::run(&mut __s53, __hint);
+        let mut __o17 = __rt::run(&mut __o17, __hint);
         for j_6 in __it12 {
             __ty12.tie(&j_6);
             let mut frobenius = 0.0;
             let __it13 = ::core::iter::IntoIterator::into_iter(0..d);
             let __hint = ::core::iter::Iterator::size_hint(&__it13).0;
             {
-                let mut __s43 = __rt::run(&mut __s43, __hint);
-                let mut __s44 = __rt::run(&mut __s44, __hint);
+                let mut __o18 = __rt::run(&mut __o18, __hint);
                 for t_3 in __it13 {
                     __ty13.tie(&t_3);
                     let __t48 = j_6 * d;
@@ -488,18 +412,17 @@ fn gmm_adjoint(
                     let __t50 = j_6 * d;
                     let __t51 = __t50 + t_3;
                     let __t52 = qdiag[__t49] * qdiag[__t51];
-                    __s43.push(__rt::shape_of(__rt::prim(&frobenius)));
-                    __s44.push(__rt::shape_of(__rt::prim(&__t52)));
+                    let __k43 = __rt::shape_of(__rt::prim(&frobenius));
+                    let __k44 = __rt::shape_of(__rt::prim(&__t52));
                     frobenius += __t52;
+                    __o18.push((__k43, __k44));
                 }
-                __s43.done();
-                __s44.done();
+                __o18.done();
             }
             let __it14 = ::core::iter::IntoIterator::into_iter(0..l_sz);
             let __hint = ::core::iter::Iterator::size_hint(&__it14).0;
             {
-                let mut __s45 = __rt::run(&mut __s45, __hint);
-                let mut __s46 = __rt::run(&mut __s46, __hint);
+                let mut __o19 = __rt::run(&mut __o19, __hint);
                 for t_4 in __it14 {
                     __ty14.tie(&t_4);
                     let __t53 = j_6 * l_sz;
@@ -507,36 +430,31 @@ fn gmm_adjoint(
                     let __t55 = j_6 * l_sz;
                     let __t56 = __t55 + t_4;
                     let __t57 = l[__t54] * l[__t56];
-                    __s45.push(__rt::shape_of(__rt::prim(&frobenius)));
-                    __s46.push(__rt::shape_of(__rt::prim(&__t57)));
+                    let __k45 = __rt::shape_of(__rt::prim(&frobenius));
+                    let __k46 = __rt::shape_of(__rt::prim(&__t57));
                     frobenius += __t57;
+                    __o19.push((__k45, __k46));
                 }
-                __s45.done();
-                __s46.done();
+                __o19.done();
             }
             let __t58 = 0.5 * gamma;
             let __t59 = __t58 * gamma;
-            __s47.push(__rt::shape_of(__rt::prim(&frobenius)));
+            let __k47 = __rt::shape_of(__rt::prim(&frobenius));
             let __t60 = __t59 * frobenius;
-            __s48.push(__rt::shape_of(__rt::prim(&__t60)));
+            let __k48 = __rt::shape_of(__rt::prim(&__t60));
             let __t61 = c_1 - __t60;
             let __t62 = m as f64;
-            __s49.push(__rt::shape_of(__rt::prim(&sum_q[j_6])));
+            let __k49 = __rt::shape_of(__rt::prim(&sum_q[j_6]));
             let __t63 = __t62 * sum_q[j_6];
-            __s50.push(__rt::shape_of(__rt::prim(&__t61)));
-            __s51.push(__rt::shape_of(__rt::prim(&__t63)));
+            let __k50 = __rt::shape_of(__rt::prim(&__t61));
+            let __k51 = __rt::shape_of(__rt::prim(&__t63));
             let __t64 = __t61 + __t63;
-            __s52.push(__rt::shape_of(__rt::prim(&prior)));
-            __s53.push(__rt::shape_of(__rt::prim(&__t64)));
+            let __k52 = __rt::shape_of(__rt::prim(&prior));
+            let __k53 = __rt::shape_of(__rt::prim(&__t64));
             prior += __t64;
+            __o17.push((__k47, __k48, __k49, __k50, __k51, __k52, __k53));
         }
-        __s47.done();
-        __s48.done();
-        __s49.done();
-        __s50.done();
-        __s51.done();
-        __s52.done();
-        __s53.done();
+        __o17.done();
     }
     let __s54 = __rt::shape_of(__rt::prim(&likelihood));
     let __s55 = __rt::shape_of(__rt::prim(&prior));
@@ -571,31 +489,25 @@ fn gmm_adjoint(
         let __t58 = 0.5 * gamma;
         let __t59 = __t58 * gamma;
         let __t62 = m as f64;
+        let (__s47, __s48, __s49, __s50, __s51, __s52, __s53) = __rt::pop(&mut __o17);
         let mut __d_frobenius = __rt::zero();
         let mut __dt60 = __rt::zero();
         let mut __dt61 = __rt::zero();
         let mut __dt63 = __rt::zero();
         let mut __dt64 = __rt::zero();
-        let __s52 = __rt::pop(&mut __s52);
-        let __s53 = __rt::pop(&mut __s53);
         let __g1 = __rt::take(&mut __d_prior);
         __rt::acc(&mut __d_prior, __rt::rules::AddOp::d_lhs(&__s52, &__s53, &__g1));
         __rt::acc(&mut __dt64, __rt::rules::AddOp::d_rhs(&__s52, &__s53, &__g1));
-        let __s50 = __rt::pop(&mut __s50);
-        let __s51 = __rt::pop(&mut __s51);
         __rt::acc(&mut __dt61, __rt::rules::AddOp::d_lhs(&__s50, &__s51, &__dt64));
         __rt::acc(&mut __dt63, __rt::rules::AddOp::d_rhs(&__s50, &__s51, &__dt64));
-        let __s49 = __rt::pop(&mut __s49);
         __rt::acc(
             &mut (*__rt::elem_in(&mut __d_sum_q, j_6)),
             __rt::rules::MulOp::d_rhs(__rt::prim(&__t62), &__s49, &__dt63),
         );
-        let __s48 = __rt::pop(&mut __s48);
         __rt::acc(
             &mut __dt60,
             __rt::rules::SubOp::d_rhs(&__rt::shape_of(__rt::prim(&c_1)), &__s48, &__dt61),
         );
-        let __s47 = __rt::pop(&mut __s47);
         __rt::acc(
             &mut __d_frobenius,
             __rt::rules::MulOp::d_rhs(__rt::prim(&__t59), &__s47, &__dt60),
@@ -608,9 +520,8 @@ fn gmm_adjoint(
             let __t54 = __t53 + t_4;
             let __t55 = j_6 * l_sz;
             let __t56 = __t55 + t_4;
+            let (__s45, __s46) = __rt::pop(&mut __o19);
             let mut __dt57 = __rt::zero();
-            let __s45 = __rt::pop(&mut __s45);
-            let __s46 = __rt::pop(&mut __s46);
             let __g2 = __rt::take(&mut __d_frobenius);
             __rt::acc(
                 &mut __d_frobenius,
@@ -642,9 +553,8 @@ fn gmm_adjoint(
             let __t49 = __t48 + t_3;
             let __t50 = j_6 * d;
             let __t51 = __t50 + t_3;
+            let (__s43, __s44) = __rt::pop(&mut __o18);
             let mut __dt52 = __rt::zero();
-            let __s43 = __rt::pop(&mut __s43);
-            let __s44 = __rt::pop(&mut __s44);
             let __g3 = __rt::take(&mut __d_frobenius);
             __rt::acc(
                 &mut __d_frobenius,
@@ -683,17 +593,13 @@ fn gmm_adjoint(
     let __lo11 = 0;
     for __r in 0..__n11 {
         let j_5 = __rt::range_nth(&__ty11, __lo11, __n11 - 1 - __r);
-        let (__s32,) = __rt::pop(&mut __o16);
+        let (__s30, __s31, __s32, __s33, __s34) = __rt::pop(&mut __o16);
         let mut __dt27 = __rt::zero();
         let mut __dt28 = __rt::zero();
-        let __s33 = __rt::pop(&mut __s33);
-        let __s34 = __rt::pop(&mut __s34);
         let __g4 = __rt::take(&mut __d_asum);
         __rt::acc(&mut __d_asum, __rt::rules::AddOp::d_lhs(&__s33, &__s34, &__g4));
         __rt::acc(&mut __dt28, __rt::rules::AddOp::d_rhs(&__s33, &__s34, &__g4));
         __rt::acc(&mut __dt27, __rt::rules::Exp::d_x(__rt::prim(&__s32), &__dt28));
-        let __s30 = __rt::pop(&mut __s30);
-        let __s31 = __rt::pop(&mut __s31);
         __rt::acc(
             &mut (*__rt::elem_in(&mut __d_alpha, j_5)),
             __rt::rules::SubOp::d_lhs(&__s30, &__s31, &__dt27),
@@ -704,7 +610,7 @@ fn gmm_adjoint(
     let __lo10 = 1;
     for __r in 0..__n10 {
         let j_4 = __rt::range_nth(&__ty10, __lo10, __n10 - 1 - __r);
-        let __s29 = __rt::pop(&mut __s29);
+        let (__s29,) = __rt::pop(&mut __o13);
         if __s29 {
             let __g5 = __rt::take(&mut __d_amax);
             __rt::acc(&mut (*__rt::elem_in(&mut __d_alpha, j_4)), __g5);
@@ -713,36 +619,28 @@ fn gmm_adjoint(
     __rt::acc(&mut (*__rt::elem_in(&mut __d_alpha, 0)), __d_amax);
     let __n2 = __rt::trip_count(0..n);
     for __r in 0..__n2 {
+        let (__s24, __s25, __s26, __s27, __s28) = __rt::pop(&mut __o3);
         let mut __d_mx = __rt::zero();
         let mut __d_se = __rt::zero();
         let mut __dt24 = __rt::zero();
         let mut __dt25 = __rt::zero();
-        let __s27 = __rt::pop(&mut __s27);
-        let __s28 = __rt::pop(&mut __s28);
         let __g6 = __rt::take(&mut __d_slse);
         __rt::acc(&mut __d_slse, __rt::rules::AddOp::d_lhs(&__s27, &__s28, &__g6));
         __rt::acc(&mut __dt25, __rt::rules::AddOp::d_rhs(&__s27, &__s28, &__g6));
-        let __s25 = __rt::pop(&mut __s25);
-        let __s26 = __rt::pop(&mut __s26);
         __rt::acc(&mut __d_mx, __rt::rules::AddOp::d_lhs(&__s25, &__s26, &__dt25));
         __rt::acc(&mut __dt24, __rt::rules::AddOp::d_rhs(&__s25, &__s26, &__dt25));
-        let __s24 = __rt::pop(&mut __s24);
         __rt::acc(&mut __d_se, __rt::rules::Ln::d_x(__rt::prim(&__s24), &__dt24));
         let __n9 = __rt::trip_count(0..k);
         let __lo9 = 0;
         for __r in 0..__n9 {
             let j_3 = __rt::range_nth(&__ty9, __lo9, __n9 - 1 - __r);
-            let (__s21,) = __rt::pop(&mut __o12);
+            let (__s19, __s20, __s21, __s22, __s23) = __rt::pop(&mut __o12);
             let mut __dt22 = __rt::zero();
             let mut __dt23 = __rt::zero();
-            let __s22 = __rt::pop(&mut __s22);
-            let __s23 = __rt::pop(&mut __s23);
             let __g7 = __rt::take(&mut __d_se);
             __rt::acc(&mut __d_se, __rt::rules::AddOp::d_lhs(&__s22, &__s23, &__g7));
             __rt::acc(&mut __dt23, __rt::rules::AddOp::d_rhs(&__s22, &__s23, &__g7));
             __rt::acc(&mut __dt22, __rt::rules::Exp::d_x(__rt::prim(&__s21), &__dt23));
-            let __s19 = __rt::pop(&mut __s19);
-            let __s20 = __rt::pop(&mut __s20);
             __rt::acc(
                 &mut (*__rt::elem_in(&mut __d_beta, j_3)),
                 __rt::rules::SubOp::d_lhs(&__s19, &__s20, &__dt22),
@@ -753,7 +651,7 @@ fn gmm_adjoint(
         let __lo8 = 1;
         for __r in 0..__n8 {
             let j_2 = __rt::range_nth(&__ty8, __lo8, __n8 - 1 - __r);
-            let __s18 = __rt::pop(&mut __s18);
+            let (__s18,) = __rt::pop(&mut __o9);
             if __s18 {
                 let __g8 = __rt::take(&mut __d_mx);
                 __rt::acc(&mut (*__rt::elem_in(&mut __d_beta, j_2)), __g8);
@@ -764,22 +662,18 @@ fn gmm_adjoint(
         let __lo3 = 0;
         for __r in 0..__n3 {
             let j_1 = __rt::range_nth(&__ty3, __lo3, __n3 - 1 - __r);
+            let (__s12, __s13, __s14, __s15, __s16) = __rt::pop(&mut __o4);
             let mut li = __rt::pop(&mut __s17);
             let mut __d_sq = __rt::zero();
             let mut __dt19 = __rt::zero();
             let mut __dt20 = __rt::zero();
-            let __s15 = __rt::pop(&mut __s15);
-            let __s16 = __rt::pop(&mut __s16);
             let __g9 = __rt::take(&mut (*__rt::elem_in(&mut __d_beta, j_1)));
             __rt::acc(&mut __dt19, __rt::rules::SubOp::d_lhs(&__s15, &__s16, &__g9));
             __rt::acc(&mut __dt20, __rt::rules::SubOp::d_rhs(&__s15, &__s16, &__g9));
-            let __s14 = __rt::pop(&mut __s14);
             __rt::acc(
                 &mut __d_sq,
                 __rt::rules::MulOp::d_rhs(__rt::prim(&__lit0), &__s14, &__dt20),
             );
-            let __s12 = __rt::pop(&mut __s12);
-            let __s13 = __rt::pop(&mut __s13);
             __rt::acc(
                 &mut (*__rt::elem_in(&mut __d_alpha, j_1)),
                 __rt::rules::AddOp::d_lhs(&__s12, &__s13, &__dt19),
@@ -792,9 +686,8 @@ fn gmm_adjoint(
             let __lo7 = 0;
             for __r in 0..__n7 {
                 let t_2 = __rt::range_nth(&__ty7, __lo7, __n7 - 1 - __r);
+                let (__s9, __s10, __s11) = __rt::pop(&mut __o8);
                 let mut __dt18 = __rt::zero();
-                let __s10 = __rt::pop(&mut __s10);
-                let __s11 = __rt::pop(&mut __s11);
                 let __g10 = __rt::take(&mut __d_sq);
                 __rt::acc(
                     &mut __d_sq,
@@ -804,7 +697,6 @@ fn gmm_adjoint(
                     &mut __dt18,
                     __rt::rules::AddOp::d_rhs(&__s10, &__s11, &__g10),
                 );
-                let __s9 = __rt::pop(&mut __s9);
                 __rt::acc(
                     &mut (*__rt::elem_in(&mut __d_qxc, t_2)),
                     __rt::rules::MulOp::d_lhs(
@@ -836,10 +728,9 @@ fn gmm_adjoint(
                 };
                 for __r in 0..__n6 {
                     let r = __rt::range_nth(&__ty6, __lo6, __n6 - 1 - __r);
+                    let (__s7, __s8) = __rt::pop(&mut __o7);
                     let mut __dt17 = __rt::zero();
                     li -= 1;
-                    let __s7 = __rt::pop(&mut __s7);
-                    let __s8 = __rt::pop(&mut __s8);
                     let __g11 = __rt::take(&mut (*__rt::elem_in(&mut __d_qxc, r)));
                     __rt::acc(
                         &mut (*__rt::elem_in(&mut __d_qxc, r)),
@@ -877,7 +768,7 @@ fn gmm_adjoint(
                 let __t14 = __t13 + t_1;
                 let __t15 = j_1 * d;
                 let __t16 = __t15 + t_1;
-                let __s5 = __rt::pop(&mut __s5);
+                let (__s3, __s4, __s5) = __rt::pop(&mut __o5);
                 let __g12 = __rt::take(&mut (*__rt::elem_in(&mut __d_qxc, t_1)));
                 __rt::acc(
                     &mut (*__rt::elem_in(&mut __d_qdiag, __t16)),
@@ -895,8 +786,6 @@ fn gmm_adjoint(
                         &__g12,
                     ),
                 );
-                let __s3 = __rt::pop(&mut __s3);
-                let __s4 = __rt::pop(&mut __s4);
                 let __g13 = __rt::take(&mut (*__rt::elem_in(&mut __d_xc, t_1)));
                 __rt::acc(
                     &mut (*__rt::elem_in(&mut __d_means, __t14)),
@@ -919,8 +808,7 @@ fn gmm_adjoint(
             let __t8 = __t7 + t;
             let __t9 = j * d;
             let __t10 = __t9 + t;
-            let __s1 = __rt::pop(&mut __s1);
-            let __s2 = __rt::pop(&mut __s2);
+            let (__s0, __s1, __s2) = __rt::pop(&mut __o2);
             let __g14 = __rt::take(&mut (*__rt::elem_in(&mut __d_sum_q, j)));
             __rt::acc(
                 &mut (*__rt::elem_in(&mut __d_sum_q, j)),
@@ -930,7 +818,6 @@ fn gmm_adjoint(
                 &mut (*__rt::elem_in(&mut __d_q, __t10)),
                 __rt::rules::AddOp::d_rhs(&__s1, &__s2, &__g14),
             );
-            let __s0 = __rt::pop(&mut __s0);
             let __g15 = __rt::take(&mut (*__rt::elem_in(&mut __d_qdiag, __t6)));
             __rt::acc(
                 &mut (*__rt::elem_in(&mut __d_q, __t8)),
@@ -938,52 +825,21 @@ fn gmm_adjoint(
             );
         }
     }
-    __rt::recycle(&mut __s0);
-    __rt::recycle(&mut __s1);
-    __rt::recycle(&mut __s2);
-    __rt::recycle(&mut __s3);
-    __rt::recycle(&mut __s4);
-    __rt::recycle(&mut __s5);
+    __rt::recycle(&mut __o2);
+    __rt::recycle(&mut __o5);
     __rt::recycle(&mut __s6);
-    __rt::recycle(&mut __s7);
-    __rt::recycle(&mut __s8);
-    __rt::recycle(&mut __s9);
-    __rt::recycle(&mut __s10);
-    __rt::recycle(&mut __s11);
-    __rt::recycle(&mut __s12);
-    __rt::recycle(&mut __s13);
-    __rt::recycle(&mut __s14);
-    __rt::recycle(&mut __s15);
-    __rt::recycle(&mut __s16);
+    __rt::recycle(&mut __o7);
+    __rt::recycle(&mut __o8);
+    __rt::recycle(&mut __o4);
     __rt::recycle(&mut __s17);
-    __rt::recycle(&mut __s18);
-    __rt::recycle(&mut __s19);
-    __rt::recycle(&mut __s20);
-    __rt::recycle(&mut __s22);
-    __rt::recycle(&mut __s23);
+    __rt::recycle(&mut __o9);
     __rt::recycle(&mut __o12);
-    __rt::recycle(&mut __s24);
-    __rt::recycle(&mut __s25);
-    __rt::recycle(&mut __s26);
-    __rt::recycle(&mut __s27);
-    __rt::recycle(&mut __s28);
-    __rt::recycle(&mut __s29);
-    __rt::recycle(&mut __s30);
-    __rt::recycle(&mut __s31);
-    __rt::recycle(&mut __s33);
-    __rt::recycle(&mut __s34);
+    __rt::recycle(&mut __o3);
+    __rt::recycle(&mut __o13);
     __rt::recycle(&mut __o16);
-    __rt::recycle(&mut __s43);
-    __rt::recycle(&mut __s44);
-    __rt::recycle(&mut __s45);
-    __rt::recycle(&mut __s46);
-    __rt::recycle(&mut __s47);
-    __rt::recycle(&mut __s48);
-    __rt::recycle(&mut __s49);
-    __rt::recycle(&mut __s50);
-    __rt::recycle(&mut __s51);
-    __rt::recycle(&mut __s52);
-    __rt::recycle(&mut __s53);
+    __rt::recycle(&mut __o18);
+    __rt::recycle(&mut __o19);
+    __rt::recycle(&mut __o17);
     (
         __t65,
         (

@@ -35,34 +35,26 @@ pub fn rnn_adjoint(
     use ::tapeless::__private as __rt;
     let _ = rnn;
     let __ty0 = __rt::ItemType::new();
-    let mut __s0 = __rt::Stack::new();
-    let mut __s1 = __rt::Stack::new();
-    let mut __s2 = __rt::Stack::new();
-    let mut __s3 = __rt::Stack::new();
+    let mut __o1 = __rt::Stack::new();
     let mut h = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(0..xs.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
     {
-        let mut __s0 = __rt::run(&mut __s0, __hint);
-        let mut __s1 = __rt::run(&mut __s1, __hint);
-        let mut __s2 = __rt::run(&mut __s2, __hint);
-        let mut __s3 = __rt::run(&mut __s3, __hint);
+        let mut __o1 = __rt::run(&mut __o1, __hint);
         for __i in __it0 {
             __ty0.tie(&__i);
             let x = xs[__i];
-            __s0.push(__rt::save_owned(__rt::prim(&h)));
+            let __k0 = __rt::save_owned(__rt::prim(&h));
             let __t0 = w * h;
             let __t1 = u * x;
-            __s1.push(__rt::shape_of(__rt::prim(&__t0)));
-            __s2.push(__rt::shape_of(__rt::prim(&__t1)));
+            let __k1 = __rt::shape_of(__rt::prim(&__t0));
+            let __k2 = __rt::shape_of(__rt::prim(&__t1));
             let __t2 = __t0 + __t1;
             h = __t2.tanh();
-            __s3.push(__rt::save_owned(__rt::prim(&h)));
+            let __k3 = __rt::save_owned(__rt::prim(&h));
+            __o1.push((__k0, __k1, __k2, __k3));
         }
-        __s0.done();
-        __s1.done();
-        __s2.done();
-        __s3.done();
+        __o1.done();
     }
     let __t3 = h * h;
     let mut __seed = d_out;
@@ -93,15 +85,13 @@ pub fn rnn_adjoint(
     for __r in 0..__n0 {
         let __i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
         let x = xs[__i];
+        let (__s0, __s1, __s2, __s3) = __rt::pop(&mut __o1);
         let mut __d_x = __rt::zero();
         let mut __dt0 = __rt::zero();
         let mut __dt1 = __rt::zero();
         let mut __dt2 = __rt::zero();
-        let __s3 = __rt::pop(&mut __s3);
         let __g1 = __rt::take(&mut __d_h);
         __rt::acc(&mut __dt2, __rt::rules::Tanh::d_x(__rt::prim(&__s3), &__g1));
-        let __s1 = __rt::pop(&mut __s1);
-        let __s2 = __rt::pop(&mut __s2);
         __rt::acc(&mut __dt0, __rt::rules::AddOp::d_lhs(&__s1, &__s2, &__dt2));
         __rt::acc(&mut __dt1, __rt::rules::AddOp::d_rhs(&__s1, &__s2, &__dt2));
         __rt::acc(
@@ -120,7 +110,6 @@ pub fn rnn_adjoint(
                 &__dt1,
             ),
         );
-        let __s0 = __rt::pop(&mut __s0);
         __rt::acc(
             &mut __d_w,
             __rt::rules::MulOp::d_lhs(
@@ -139,10 +128,7 @@ pub fn rnn_adjoint(
         );
         __rt::acc(&mut (*__rt::elem_in(&mut __d_xs, __i)), __d_x);
     }
-    __rt::recycle(&mut __s0);
-    __rt::recycle(&mut __s1);
-    __rt::recycle(&mut __s2);
-    __rt::recycle(&mut __s3);
+    __rt::recycle(&mut __o1);
     (
         __t3,
         (

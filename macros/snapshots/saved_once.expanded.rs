@@ -42,30 +42,14 @@ fn saved_once_adjoint(
     let mut __n0 = 0usize;
     let mut __b0 = 0u32;
     let __ty0 = __rt::ItemType::new();
-    let mut __s1 = __rt::Stack::new();
-    let mut __s2 = __rt::Stack::new();
-    let mut __s4 = __rt::Stack::new();
-    let mut __s5 = __rt::Stack::new();
-    let mut __s6 = __rt::Stack::new();
-    let mut __s7 = __rt::Stack::new();
-    let mut __s8 = __rt::Stack::new();
-    let mut __s9 = __rt::Stack::new();
-    let mut __s10 = __rt::Stack::new();
-    let mut __s11 = __rt::Stack::new();
+    let mut __o2 = __rt::Stack::new();
+    let mut __o3 = __rt::Stack::new();
     let mut __o1 = __rt::Stack::new();
     let __ty1 = __rt::ItemType::new();
-    let mut __s12 = __rt::Stack::new();
-    let mut __s14 = __rt::Stack::new();
-    let mut __s15 = __rt::Stack::new();
     let mut __o6 = __rt::Stack::new();
     let mut total = 0.0;
     let __it0 = ::core::iter::IntoIterator::into_iter(0..x.len());
     let __hint = ::core::iter::Iterator::size_hint(&__it0).0;
-    __s1.reserve(__hint);
-    __s2.reserve(__hint);
-    __s4.reserve(__hint);
-    __s5.reserve(__hint);
-    __s6.reserve(__hint);
     __o1.reserve(__hint);
     for i in __it0 {
         __n0 += 1;
@@ -74,32 +58,34 @@ fn saved_once_adjoint(
         let g = __t0.sigmoid();
         let __k0 = __rt::save_owned(__rt::prim(&g));
         let __t1 = w[1] * x[i];
-        __s1.push(__rt::shape_of(__rt::prim(&__t1)));
-        __s2.push(__rt::shape_of(__rt::prim(&g)));
+        let __k1 = __rt::shape_of(__rt::prim(&__t1));
+        let __k2 = __rt::shape_of(__rt::prim(&g));
         let __t2 = __t1 + g;
         let h = __t2.tanh();
         let __k3 = __rt::save_owned(__rt::prim(&h));
         let __t3 = g * h;
-        __s4.push(__rt::shape_of(__rt::prim(&total)));
-        __s5.push(__rt::shape_of(__rt::prim(&__t3)));
+        let __k4 = __rt::shape_of(__rt::prim(&total));
+        let __k5 = __rt::shape_of(__rt::prim(&__t3));
         total += __t3;
         let __t4 = h > 0.0;
-        __s6.push(__rt::save(&__t4));
+        let __k6 = __rt::save(&__t4);
         if __t4 {
             let __t5 = g * g;
-            __s7.push(__rt::save_owned(__rt::prim(&__t5)));
+            let __k7 = __rt::save_owned(__rt::prim(&__t5));
             let __t6 = __t5 * h;
-            __s8.push(__rt::shape_of(__rt::prim(&total)));
-            __s9.push(__rt::shape_of(__rt::prim(&__t6)));
+            let __k8 = __rt::shape_of(__rt::prim(&total));
+            let __k9 = __rt::shape_of(__rt::prim(&__t6));
             total += __t6;
+            __o2.push((__k7, __k8, __k9));
         } else {
             let __t7 = g * g;
-            __s10.push(__rt::shape_of(__rt::prim(&total)));
-            __s11.push(__rt::shape_of(__rt::prim(&__t7)));
+            let __k10 = __rt::shape_of(__rt::prim(&total));
+            let __k11 = __rt::shape_of(__rt::prim(&__t7));
             total += __t7;
+            __o3.push((__k10, __k11));
         }
         let __t8 = x[i] > 1.5;
-        __o1.push((__k0, __k3));
+        __o1.push((__k0, __k1, __k2, __k3, __k4, __k5, __k6));
         if __t8 {
             __b0 = 1u32;
             break;
@@ -108,26 +94,20 @@ fn saved_once_adjoint(
         let __hint = ::core::iter::Iterator::size_hint(&__it1).0;
         {
             let mut __o6 = __rt::run(&mut __o6, __hint);
-            let mut __s12 = __rt::run(&mut __s12, __hint);
-            let mut __s14 = __rt::run(&mut __s14, __hint);
-            let mut __s15 = __rt::run(&mut __s15, __hint);
             for k in __it1 {
                 __ty1.tie(&k);
                 let __t9 = g * h;
                 let __t10 = k as f64;
-                __s12.push(__rt::shape_of(__rt::prim(&__t10)));
+                let __k12 = __rt::shape_of(__rt::prim(&__t10));
                 let __t11 = __t10 + w[2];
                 let __k13 = __rt::save_owned(__rt::prim(&__t9));
                 let __t12 = __t9 * __t11;
-                __s14.push(__rt::shape_of(__rt::prim(&total)));
-                __s15.push(__rt::shape_of(__rt::prim(&__t12)));
+                let __k14 = __rt::shape_of(__rt::prim(&total));
+                let __k15 = __rt::shape_of(__rt::prim(&__t12));
                 total += __t12;
-                __o6.push((__k13,));
+                __o6.push((__k12, __k13, __k14, __k15));
             }
             __o6.done();
-            __s12.done();
-            __s14.done();
-            __s15.done();
         }
     }
     let mut __seed = d_out;
@@ -138,7 +118,7 @@ fn saved_once_adjoint(
     for __r in 0..__n0 {
         let __last0 = __r == 0;
         let i = __rt::range_nth(&__ty0, __lo0, __n0 - 1 - __r);
-        let (__s0, __s3) = __rt::pop(&mut __o1);
+        let (__s0, __s1, __s2, __s3, __s4, __s5, __s6) = __rt::pop(&mut __o1);
         let mut __dt0 = __rt::zero();
         let mut __d_g = __rt::zero();
         let mut __dt1 = __rt::zero();
@@ -153,12 +133,10 @@ fn saved_once_adjoint(
                 let k = __rt::range_nth(&__ty1, __lo1, __n1 - 1 - __r);
                 let __t10 = k as f64;
                 let __t11 = __t10 + w[2];
-                let (__s13,) = __rt::pop(&mut __o6);
+                let (__s12, __s13, __s14, __s15) = __rt::pop(&mut __o6);
                 let mut __dt9 = __rt::zero();
                 let mut __dt11 = __rt::zero();
                 let mut __dt12 = __rt::zero();
-                let __s14 = __rt::pop(&mut __s14);
-                let __s15 = __rt::pop(&mut __s15);
                 let __g1 = __rt::take(&mut __d_total);
                 __rt::acc(
                     &mut __d_total,
@@ -181,7 +159,6 @@ fn saved_once_adjoint(
                         &__dt12,
                     ),
                 );
-                let __s12 = __rt::pop(&mut __s12);
                 __rt::acc(
                     &mut __p0,
                     __rt::rules::AddOp::d_rhs(
@@ -209,16 +186,13 @@ fn saved_once_adjoint(
             }
             __rt::acc(&mut (*__rt::elem_in(&mut __d_w, 2)), __p0);
         }
-        let __s6 = __rt::pop(&mut __s6);
         if __s6 {
+            let (__s7, __s8, __s9) = __rt::pop(&mut __o2);
             let mut __dt5 = __rt::zero();
             let mut __dt6 = __rt::zero();
-            let __s8 = __rt::pop(&mut __s8);
-            let __s9 = __rt::pop(&mut __s9);
             let __g2 = __rt::take(&mut __d_total);
             __rt::acc(&mut __d_total, __rt::rules::AddOp::d_lhs(&__s8, &__s9, &__g2));
             __rt::acc(&mut __dt6, __rt::rules::AddOp::d_rhs(&__s8, &__s9, &__g2));
-            let __s7 = __rt::pop(&mut __s7);
             __rt::acc(
                 &mut __dt5,
                 __rt::rules::MulOp::d_lhs(
@@ -252,9 +226,8 @@ fn saved_once_adjoint(
                 ),
             );
         } else {
+            let (__s10, __s11) = __rt::pop(&mut __o3);
             let mut __dt7 = __rt::zero();
-            let __s10 = __rt::pop(&mut __s10);
-            let __s11 = __rt::pop(&mut __s11);
             let __g3 = __rt::take(&mut __d_total);
             __rt::acc(&mut __d_total, __rt::rules::AddOp::d_lhs(&__s10, &__s11, &__g3));
             __rt::acc(&mut __dt7, __rt::rules::AddOp::d_rhs(&__s10, &__s11, &__g3));
@@ -275,8 +248,6 @@ fn saved_once_adjoint(
                 ),
             );
         }
-        let __s4 = __rt::pop(&mut __s4);
-        let __s5 = __rt::pop(&mut __s5);
         let __g4 = __rt::take(&mut __d_total);
         __rt::acc(&mut __d_total, __rt::rules::AddOp::d_lhs(&__s4, &__s5, &__g4));
         __rt::acc(&mut __dt3, __rt::rules::AddOp::d_rhs(&__s4, &__s5, &__g4));
@@ -297,8 +268,6 @@ fn saved_once_adjoint(
             ),
         );
         __rt::acc(&mut __dt2, __rt::rules::Tanh::d_x(__rt::prim(&__s3), &__d_h));
-        let __s1 = __rt::pop(&mut __s1);
-        let __s2 = __rt::pop(&mut __s2);
         __rt::acc(&mut __dt1, __rt::rules::AddOp::d_lhs(&__s1, &__s2, &__dt2));
         __rt::acc(&mut __d_g, __rt::rules::AddOp::d_rhs(&__s1, &__s2, &__dt2));
         __rt::acc(
@@ -319,20 +288,9 @@ fn saved_once_adjoint(
             ),
         );
     }
-    __rt::recycle(&mut __s1);
-    __rt::recycle(&mut __s2);
-    __rt::recycle(&mut __s4);
-    __rt::recycle(&mut __s5);
-    __rt::recycle(&mut __s6);
-    __rt::recycle(&mut __s7);
-    __rt::recycle(&mut __s8);
-    __rt::recycle(&mut __s9);
-    __rt::recycle(&mut __s10);
-    __rt::recycle(&mut __s11);
+    __rt::recycle(&mut __o2);
+    __rt::recycle(&mut __o3);
     __rt::recycle(&mut __o1);
-    __rt::recycle(&mut __s12);
-    __rt::recycle(&mut __s14);
-    __rt::recycle(&mut __s15);
     __rt::recycle(&mut __o6);
     (total, __rt::complete(&w, __d_w))
 }

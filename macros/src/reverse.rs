@@ -329,7 +329,14 @@ impl<'b> Gen<'b> {
             }
         });
         let mut head_top = HashMap::new();
-        for b in g.loop_body.values() {
+        let mut blocks: Vec<&Block> = g.loop_body.values().copied().collect();
+        walk(&body.block.stmts, &mut |s| {
+            if let Stmt::If { then, els, .. } = s {
+                blocks.push(then);
+                blocks.push(els);
+            }
+        });
+        for b in blocks {
             let end = g.first_exit(&b.stmts, b.region).unwrap_or(b.stmts.len());
             for st in &b.stmts[..end] {
                 if let Some(id) = stmt_id(st) {
@@ -1454,6 +1461,23 @@ impl<'b> Gen<'b> {
                     quote!(#slot = ::core::option::Option::Some(#saved);),
                     Some(quote!(let #slot = #pv::unslot(&mut #slot);)),
                 )
+            } else if self.head_top.get(&id) == Some(&region)
+                && !self.is_fused_body(region)
+                && !self.once_closed.contains(&region)
+            {
+                // A statement of the head of a loop body or branch (before
+                // anything that may leave it): the value goes onto the
+                // region's tuple stack with the head's other saved values,
+                // pushed where the head ends and popped into its slot when
+                // the region's reverse starts (`once_push`): one push, one
+                // pop and one stack per run of the region instead of one
+                // per value.
+                let keep = format_ident!("__k{}", self.n_slots - 1);
+                self.once
+                    .entry(region)
+                    .or_default()
+                    .push((slot.clone(), quote!(#keep)));
+                (quote!(let #keep = #saved;), None)
             } else {
                 self.top.push(quote!(let mut #slot = #pv::Stack::new();));
                 self.stacks.push(slot.clone());
@@ -1527,6 +1551,7 @@ impl<'b> Gen<'b> {
         }
         if region != var.region
             || self.head_top.get(&id) != Some(&region)
+            || !self.loop_body.values().any(|b| b.region == region)
             || self.is_fused_body(region)
             || self.once_closed.contains(&region)
         {
@@ -2438,18 +2463,18 @@ impl<'b> Gen<'b> {
                 let c = self.read(*id, region, cond, ReadKind::Plain, false);
                 let mut t = self.reverse_block(then);
                 let mut e = self.reverse_block(els);
-                // The branches' recomputed `let`s, out of scope by now.
-                if !t.is_empty() {
-                    t = {
-                        let pre = self.replay_prelude(&then.stmts, then.region);
-                        quote!(#pre #t)
-                    };
-                }
-                if !e.is_empty() {
-                    e = {
-                        let pre = self.replay_prelude(&els.stmts, els.region);
-                        quote!(#pre #e)
-                    };
+                // The branches' recomputed `let`s, out of scope by now, and
+                // the pop of what their heads saved (`once_push`).
+                for (b, code) in [(then, &mut t), (els, &mut e)] {
+                    let pops: Vec<TokenStream> = self
+                        .region_restores
+                        .get(&b.region)
+                        .cloned()
+                        .unwrap_or_default();
+                    if !code.is_empty() || !pops.is_empty() {
+                        let pre = self.replay_prelude(&b.stmts, b.region);
+                        *code = quote!(#pre #(#pops)* #code);
+                    }
                 }
                 if e.is_empty() {
                     quote!(#restores if #c { #t })
