@@ -1577,11 +1577,13 @@ impl<'b> Gen<'b> {
         Some(quote!(#pv::prim(&#slot)))
     }
 
-    /// The push of the values a loop body saves once per iteration, one
-    /// tuple on one stack (`__oN`), written where the body's head ends
-    /// (before its first statement that may leave it, or at its end), where
-    /// every immutable binding of the head is defined; and its pop at the
-    /// start of the reverse iteration, into each value's slot.
+    /// The push of the values the head of a loop body or branch saves (its
+    /// immutable bindings, `saved_once`, and the values its statements read,
+    /// `read`), one tuple on one stack (`__oN`), written where the head ends
+    /// (before its first statement that may leave the block, or at its end),
+    /// where every value of the tuple is defined; and its pop where the
+    /// block's reverse starts (the reverse iteration, or the recorded branch),
+    /// into each value's slot.
     fn once_push(&mut self, region: RegionId) -> TokenStream {
         if !self.once_closed.insert(region) {
             return TokenStream::new();
