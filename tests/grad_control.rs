@@ -493,3 +493,57 @@ fn branch_taken_at_the_boundary() {
 }
 
 const NONZERO: [f64; 4] = [-2.0, -0.1, 0.1, 2.0];
+
+/// v₀ w + v₁ w², a helper whose slice argument the caller lends from a
+/// buffer it overwrites.
+#[differentiable]
+fn lent_dot(v: &[f64], w: f64) -> f64 {
+    v[0] * w + v[1] * w * w
+}
+
+/// f(w) = Σ_i, for x_i > 0: a b x_i (+ a, unless a > 0.9, which ends the
+/// loop) with a = sin(w x_i), b = lent_dot([x_i, w x_i], w); for x_i ≤ 0:
+/// cos(w) x_i. Whatever the code says; the oracle is FD. The branch's head
+/// (the statements before the `break`) saves a float, the buffer lent to
+/// the call (an owned `Vec`, copied) and the condition into one tuple pushed
+/// before the `break`, so the iteration that breaks pops it too; the
+/// `else` branch and the loop body save their own tuples.
+#[differentiable]
+fn branch_head_tuple(w: f64, x: &[f64]) -> f64 {
+    let mut total = 0.0;
+    let mut buf = vec![0.0; 2];
+    for i in 0..x.len() {
+        if x[i] > 0.0 {
+            let a = (w * x[i]).sin();
+            buf[0] = x[i];
+            buf[1] = w * x[i];
+            let b = lent_dot(&buf, w);
+            total += a * b * x[i];
+            if a > 0.9 {
+                break;
+            }
+            total += a;
+        } else {
+            total += w.cos() * x[i];
+        }
+    }
+    total
+}
+
+#[test]
+fn a_branch_head_saves_one_tuple() {
+    // w = 0.4: no x_i breaks; w = 1.3: x = 0.9 gives sin(1.17) = 0.92 > 0.9
+    // and the loop stops there, after one positive and one negative element.
+    let x = [0.5, -0.8, 0.9, 1.2, -0.3, 0.7];
+    for w in [0.4, 1.3] {
+        let (v, d) = branch_head_tuple_grad(w, &x);
+        assert_eq!(v, branch_head_tuple(w, &x));
+        assert_close(
+            d.0,
+            fd(|w| branch_head_tuple(w, &x), w),
+            "branch_head_tuple dw",
+        );
+        let dx = fd_slice(|x| branch_head_tuple(w, x), &x);
+        assert_all_close(&d.1, &dx, "branch_head_tuple dx");
+    }
+}
