@@ -512,19 +512,19 @@ fn lent_dot(v: &[f64], w: f64) -> f64 {
 fn branch_head_tuple(w: f64, x: &[f64]) -> f64 {
     let mut total = 0.0;
     let mut buf = vec![0.0; 2];
-    for i in 0..x.len() {
-        if x[i] > 0.0 {
-            let a = (w * x[i]).sin();
-            buf[0] = x[i];
-            buf[1] = w * x[i];
+    for &xi in x {
+        if xi > 0.0 {
+            let a = (w * xi).sin();
+            buf[0] = xi;
+            buf[1] = w * xi;
             let b = lent_dot(&buf, w);
-            total += a * b * x[i];
+            total += a * b * xi;
             if a > 0.9 {
                 break;
             }
             total += a;
         } else {
-            total += w.cos() * x[i];
+            total += w.cos() * xi;
         }
     }
     total
