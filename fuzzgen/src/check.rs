@@ -341,7 +341,10 @@ fn f32_sensitive(adj64: crate::AdjointFn, case: &Case, ct: &[f64], g: &[f64], bu
         let (o, gm) = adj64(&c, ct);
         o.len() != ct.len()
             || gm.len() != g.len()
-            || gm.iter().zip(g).any(|(a, b)| !((a - b).abs() <= budget))
+            || gm
+                .iter()
+                .zip(g)
+                .any(|(a, b)| (a - b).is_nan() || (a - b).abs() > budget)
     };
     let e = 2f64.powi(-20);
     moved(&|x| x as f32 as f64) || moved(&|x| x * (1.0 + e)) || moved(&|x| x * (1.0 - e))
