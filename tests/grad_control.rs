@@ -504,10 +504,10 @@ fn lent_dot(v: &[f64], w: f64) -> f64 {
 /// f(w) = Σ_i, for x_i > 0: a b x_i (+ a, unless a > 0.9, which ends the
 /// loop) with a = sin(w x_i), b = lent_dot([x_i, w x_i], w); for x_i ≤ 0:
 /// cos(w) x_i. Whatever the code says; the oracle is FD. The branch's head
-/// (the statements before the `break`) saves a float, the buffer lent to
-/// the call (an owned `Vec`, copied) and the condition into one tuple pushed
-/// before the `break`, so the iteration that breaks pops it too; the
-/// `else` branch and the loop body save their own tuples.
+/// (the statements before the `break`) saves the buffer lent to the call
+/// (an owned `Vec`, copied), three floats and two shapes into one tuple
+/// pushed before the `break`, so the iteration that breaks pops it too; the
+/// `else` branch saves its own tuple.
 #[differentiable]
 fn branch_head_tuple(w: f64, x: &[f64]) -> f64 {
     let mut total = 0.0;
