@@ -305,7 +305,11 @@ impl<T> Stack<T> {
     /// call it for every stack after the reverse sweep ([`recycle`]).
     #[inline(always)]
     fn recycle(&mut self) {
-        crate::tape_pool::give_vec(core::mem::take(&mut self.v));
+        // A stack that never took a buffer (its loop did not run, or the
+        // call returned before it) has nothing to give: no call.
+        if self.v.capacity() != 0 {
+            crate::tape_pool::give_vec(core::mem::take(&mut self.v));
+        }
     }
 }
 
