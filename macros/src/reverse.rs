@@ -116,11 +116,10 @@ pub struct Gen<'b> {
     /// Reads saved once per loop execution (`hoist_loop`): their stack and the
     /// binding that holds the popped value in the reverse sweep.
     hoisted: HashMap<LoopId, Vec<(Ident, Ident)>>,
-    /// The pushes of a counted loop's hoisted reads, emitted before the loop
-    /// (when its trip count is not zero) instead of in its first iteration.
-    hoisted_pushes: HashMap<LoopId, Vec<TokenStream>>,
-    /// The region of the statement `forward_loop` is emitting.
-    loop_stmt_region: RegionId,
+    /// A counted loop's hoisted reads: their stack and push, emitted before
+    /// the loop (when its trip count is not zero) instead of in its first
+    /// iteration.
+    hoisted_pushes: HashMap<LoopId, Vec<(Ident, TokenStream)>>,
     /// Adjoint elements accumulated in a local while the reverse sweep of a
     /// loop runs (`promotable`), by the place's text: the local's name.
     promoted: HashMap<String, Ident>,
@@ -300,7 +299,6 @@ impl<'b> Gen<'b> {
             cur_top: 0,
             hoisted: HashMap::new(),
             hoisted_pushes: HashMap::new(),
-            loop_stmt_region: 0,
             promoted: HashMap::new(),
             n_promoted: 0,
             fused: None,
@@ -1010,6 +1008,16 @@ impl<'b> Gen<'b> {
             .is_some_and(|b| b.region == region)
     }
 
+    /// Whether statement `id` is at the top of `region`, a loop body or
+    /// branch other than the fused loop's body, before anything that may
+    /// leave it, and the region's tuple (`once_push`) is not written yet: what
+    /// it saves can go into that tuple.
+    fn in_open_head(&self, id: StmtId, region: RegionId) -> bool {
+        self.head_top.get(&id) == Some(&region)
+            && !self.is_fused_body(region)
+            && !self.once_closed.contains(&region)
+    }
+
     /// Whether a run of loop `lp` may end before its range is done, or an
     /// iteration stop early (a `continue` of it).
     fn cut_short(&self, lp: LoopId) -> bool {
@@ -1440,7 +1448,7 @@ impl<'b> Gen<'b> {
                     self.hoisted_pushes
                         .entry(lp)
                         .or_default()
-                        .push(quote!(#slot.push(#saved);));
+                        .push((slot.clone(), quote!(#slot.push(#saved);)));
                     quote!()
                 } else {
                     let first = if self.body.loops[lp].outer.is_empty() {
@@ -1461,10 +1469,7 @@ impl<'b> Gen<'b> {
                     quote!(#slot = ::core::option::Option::Some(#saved);),
                     Some(quote!(let #slot = #pv::unslot(&mut #slot);)),
                 )
-            } else if self.head_top.get(&id) == Some(&region)
-                && !self.is_fused_body(region)
-                && !self.once_closed.contains(&region)
-            {
+            } else if self.in_open_head(id, region) {
                 // A statement of the head of a loop body or branch (before
                 // anything that may leave it): the value goes onto the
                 // region's tuple stack with the head's other saved values,
@@ -1550,10 +1555,8 @@ impl<'b> Gen<'b> {
             return Some(quote!(#pv::prim(&#slot)));
         }
         if region != var.region
-            || self.head_top.get(&id) != Some(&region)
             || !self.loop_body.values().any(|b| b.region == region)
-            || self.is_fused_body(region)
-            || self.once_closed.contains(&region)
+            || !self.in_open_head(id, region)
         {
             return None;
         }
@@ -1830,7 +1833,8 @@ impl<'b> Gen<'b> {
     pub fn forward_block(&mut self, b: &Block) -> TokenStream {
         let mut out = TokenStream::new();
         // The block's head: the statements before the first that may leave
-        // it. A loop body pushes what it saves once per iteration there.
+        // it. A loop body or branch pushes the tuple of what its head saves
+        // there.
         let head_end = self.first_exit(&b.stmts, b.region).unwrap_or(b.stmts.len());
         for (k, s) in b.stmts.iter().enumerate() {
             if b.region == 0 {
@@ -1943,10 +1947,7 @@ impl<'b> Gen<'b> {
                 head,
                 body,
                 label,
-            } => {
-                self.loop_stmt_region = region;
-                self.forward_loop(*id, *lp, head, body, label.as_ref())
-            }
+            } => self.forward_loop(*id, *lp, head, body, label.as_ref(), region),
             Stmt::Break(e, lp) => {
                 let rec = if self.an.loop_rev[*lp] {
                     let n = (*e + 1) as u32;
@@ -2018,8 +2019,8 @@ impl<'b> Gen<'b> {
         head: &LoopHead,
         body: &Block,
         label: Option<&syn::Lifetime>,
+        stmt_region: RegionId,
     ) -> TokenStream {
-        let stmt_region = self.loop_stmt_region;
         let rev = self.an.loop_rev[lp];
         let info = &self.body.loops[lp];
         let nested = !info.outer.is_empty();
@@ -2069,19 +2070,21 @@ impl<'b> Gen<'b> {
         let mut inner = self.forward_block(body);
         // Values a counted loop saves once per run, pushed before it when it
         // runs at all (after its range is evaluated: `__hint` is its trip count).
-        let hoisted = self.hoisted_pushes.remove(&lp).unwrap_or_default();
-        if !hoisted.is_empty() {
+        let (slots, pushes): (Vec<Ident>, Vec<TokenStream>) = self
+            .hoisted_pushes
+            .remove(&lp)
+            .unwrap_or_default()
+            .into_iter()
+            .unzip();
+        let has_hoisted = !pushes.is_empty();
+        let hoisted = if has_hoisted {
             // Pushed at most once per execution of the loop statement, so at
             // most once per iteration of a loop whose body holds it.
-            let slots: Vec<Ident> = self.hoisted[&lp].iter().map(|(s, _)| s.clone()).collect();
             self.region_stacks
                 .entry(stmt_region)
                 .or_default()
                 .extend(slots);
-        }
-        let has_hoisted = !hoisted.is_empty();
-        let hoisted = if has_hoisted {
-            quote!(if __hint > 0 { #(#hoisted)* })
+            quote!(if __hint > 0 { #(#pushes)* })
         } else {
             quote!()
         };
@@ -2315,7 +2318,6 @@ impl<'b> Gen<'b> {
         (decls, out)
     }
 
-    /// Exit points inside `s` that leave `s` (and so its block).
     /// The index of the first of `stmts` that may leave their block.
     fn first_exit(&self, stmts: &[Stmt], region: RegionId) -> Option<usize> {
         stmts
@@ -2323,6 +2325,7 @@ impl<'b> Gen<'b> {
             .position(|s| !self.exits_of(s, region).is_empty())
     }
 
+    /// Exit points inside `s` that leave `s` (and so its block).
     fn exits_of(&self, s: &Stmt, region: RegionId) -> Vec<ExitId> {
         let here = &self.body.regions[region].loops;
         let mut v = Vec::new();
