@@ -68,21 +68,20 @@ fn class(bytes: usize) -> usize {
     (usize::BITS - 1 - bytes.leading_zeros()) as usize
 }
 
-/// The buffers one thread keeps, `len` of them and `bytes` in all, in
-/// `slots`, linked into one list per size class ([`class`]): `head[c]` is the
-/// first slot of class `c`, `next[i]` the slot after slot `i`. `classes` has
-/// bit `c` set when class `c` has a buffer, `free` bit `i` when slot `i` is
-/// empty. Taking a buffer looks at the classes from the requested size up and
-/// stops at the first buffer that fits, instead of scanning every buffer: a
-/// recursive adjoint takes and gives buffers at every call, with tens of them
-/// cached, so this is on its hot path.
+/// The buffers one thread keeps, `bytes` in all, in `slots`, linked into one
+/// list per size class ([`class`]): `head[c]` is the first slot of class
+/// `c`, `next[i]` the slot after slot `i`. `classes` has bit `c` set when
+/// class `c` has a buffer, `free` bit `i` when slot `i` is empty (so the pool
+/// is full when `free` is 0). Taking a buffer looks at the classes from the
+/// requested size up and stops at the first buffer that fits, instead of
+/// scanning every buffer: a recursive adjoint takes and gives buffers at
+/// every call, with tens of them cached, so this is on its hot path.
 struct Pool {
     slots: [Option<Buf>; MAX_BUFFERS],
     next: [u8; MAX_BUFFERS],
     head: [u8; usize::BITS as usize],
     classes: u64,
     free: u64,
-    len: usize,
     bytes: usize,
 }
 
@@ -101,7 +100,6 @@ impl Pool {
             } else {
                 (1 << MAX_BUFFERS) - 1
             },
-            len: 0,
             bytes: 0,
         }
     }
@@ -160,7 +158,6 @@ impl Pool {
         }
         self.slots[usize::from(i)] = None;
         self.free |= 1 << i;
-        self.len -= 1;
         self.bytes -= b.bytes;
         b
     }
@@ -189,7 +186,7 @@ impl Pool {
         if b.bytes > MAX_BYTES {
             return b.free();
         }
-        while self.len == MAX_BUFFERS || self.bytes + b.bytes > MAX_BYTES {
+        while self.free == 0 || self.bytes + b.bytes > MAX_BYTES {
             match self.smallest() {
                 Some((c, prev, i)) if self.buf(i).bytes < b.bytes => {
                     self.unlink(c, prev, i).free();
@@ -205,7 +202,6 @@ impl Pool {
         self.next[usize::from(i)] = self.head[c];
         self.head[c] = i;
         self.classes |= 1 << c;
-        self.len += 1;
         self.bytes += b.bytes;
     }
 
@@ -302,5 +298,5 @@ pub fn release() {
 
 /// The number of buffers and of bytes this thread keeps now.
 pub fn cached() -> (usize, usize) {
-    with_pool(|p| (p.len, p.bytes)).unwrap_or((0, 0))
+    with_pool(|p| (MAX_BUFFERS - p.free.count_ones() as usize, p.bytes)).unwrap_or((0, 0))
 }
